@@ -1,0 +1,146 @@
+"""Document types: one JSON Schema file each in ``config/schemas/``.
+
+Everything that knows about fields derives from here: the prompt, the
+constrained decoder (through :attr:`DocumentType.decode_schema`), validation,
+the API's response model, the review form and the training format. No other
+module names a field.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One property of a document type, seen through the schema."""
+
+    name: str
+    schema: dict[str, Any]
+    nullable: bool
+    kind: str  # "string" | "number" | "date" | "enum" | "code" | "array"
+    description: str = ""
+    enum: tuple[str, ...] = ()
+    format: str | None = None
+    items: tuple["FieldSpec", ...] = ()
+
+    @property
+    def required(self) -> bool:
+        """A field that may not be null must be settled before a document goes straight through."""
+        return not self.nullable
+
+
+def _types_of(schema: dict[str, Any]) -> list[str]:
+    declared = schema.get("type", "string")
+    return list(declared) if isinstance(declared, list) else [declared]
+
+
+def _field_spec(name: str, schema: dict[str, Any]) -> FieldSpec:
+    types = _types_of(schema)
+    nullable = "null" in types
+    base = next((t for t in types if t != "null"), "string")
+    if base == "array":
+        item_schema = schema.get("items", {})
+        items = tuple(_field_spec(n, s) for n, s in item_schema.get("properties", {}).items())
+        return FieldSpec(name, schema, nullable, "array", schema.get("description", ""), items=items)
+    if "enum" in schema:
+        kind = "enum"
+    elif base in ("number", "integer"):
+        kind = "number"
+    elif schema.get("format") == "date":
+        kind = "date"
+    elif "pattern" in schema:
+        kind = "code"
+    else:
+        kind = "string"
+    return FieldSpec(
+        name=name,
+        schema=schema,
+        nullable=nullable,
+        kind=kind,
+        description=schema.get("description", ""),
+        enum=tuple(schema.get("enum", ())),
+        format=schema.get("format"),
+    )
+
+
+def _decode_property(spec: FieldSpec) -> dict[str, Any]:
+    """What the model writes for a field: raw text as printed, or a closed set.
+
+    Numbers and dates are decoded as the text printed in the document so that
+    the model copies (fast, verifiable evidence) and normalisation stays in
+    plain code; enums and short codes are constrained to their legal values.
+    """
+    if spec.kind == "array":
+        inner = {
+            "type": "object",
+            "properties": {item.name: _decode_property(item) for item in spec.items},
+            "required": [item.name for item in spec.items],
+            "additionalProperties": False,
+        }
+        out: dict[str, Any] = {"type": "array", "items": inner}
+    elif spec.kind == "enum":
+        out = {"type": "string", "enum": list(spec.enum)}
+    elif spec.kind == "code":
+        out = {"type": "string", "pattern": spec.schema["pattern"]}
+    else:
+        out = {"type": "string"}
+    if spec.nullable:
+        return {"anyOf": [out, {"type": "null"}]}
+    return out
+
+
+@dataclass(frozen=True)
+class DocumentType:
+    """A document type loaded from its schema file."""
+
+    name: str
+    schema: dict[str, Any]
+    fields: tuple[FieldSpec, ...] = field(default=())
+
+    @classmethod
+    def from_schema(cls, name: str, schema: dict[str, Any]) -> "DocumentType":
+        props = schema.get("properties", {})
+        return cls(name=name, schema=schema, fields=tuple(_field_spec(n, s) for n, s in props.items()))
+
+    @property
+    def description(self) -> str:
+        return self.schema.get("description", "")
+
+    @property
+    def rules(self) -> list[dict[str, Any]]:
+        """Cross-field validation rules declared in the schema (``x-docket-rules``)."""
+        return list(self.schema.get("x-docket-rules", []))
+
+    def field(self, name: str) -> FieldSpec:
+        for spec in self.fields:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    @cached_property
+    def decode_schema(self) -> dict[str, Any]:
+        """The JSON Schema the constrained decoder enforces, in the schema's key order."""
+        return {
+            "type": "object",
+            "properties": {spec.name: _decode_property(spec) for spec in self.fields},
+            "required": [spec.name for spec in self.fields],
+            "additionalProperties": False,
+        }
+
+    @cached_property
+    def decode_schema_json(self) -> str:
+        return json.dumps(self.decode_schema, sort_keys=False, separators=(",", ":"))
+
+
+def load_document_types(schema_dir: Path) -> dict[str, DocumentType]:
+    """Read every ``*.json`` in *schema_dir*; the file name is the type's name."""
+    types: dict[str, DocumentType] = {}
+    for path in sorted(Path(schema_dir).glob("*.json")):
+        schema = json.loads(path.read_text(encoding="utf-8"))
+        types[path.stem] = DocumentType.from_schema(path.stem, schema)
+    return types
