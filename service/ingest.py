@@ -194,7 +194,7 @@ def ingest_eml(data: bytes, max_pages: int | None = None) -> IngestedDocument:
         if not is_pdf:
             continue
         payload = part.get_payload(decode=True) or b""
-        budget = None if max_pages is None else max_pages - (len(pages) - 1)
+        budget = None if max_pages is None else max_pages - len(pages)
         if budget is not None and budget <= 0:
             raise TooManyPages(f"The e-mail and its attachments exceed {max_pages} pages.", max_pages=max_pages)
         try:

@@ -1,0 +1,237 @@
+"""Shared fixtures: real SQLite and PostgreSQL databases, the real Redis, the tiny real model.
+
+PostgreSQL gets a fresh database per test session (dropped at the end); each
+test then starts from empty tables. Redis tests use their own database number
+(``DOCKET_TEST_REDIS_URL``, default db 13), flushed around every test.
+
+The service modules are imported inside the fixtures, not at the top: this
+file is loaded for every test, and the pure-stage tests must not need the web
+stack, the database or the engine to be importable.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from config.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = ROOT.parent / "shared" / "data" / "invoice2data"
+PG_URL = os.environ.get("DOCKET_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("DOCKET_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+TABLES = (
+    "reviews",
+    "extraction_attempts",
+    "audit_events",
+    "documents",
+    "api_keys",
+    "api_clients",
+    "users",
+    "model_versions",
+    "training_runs",
+)
+
+
+def invoice_pdf(name: str = "AzureInterior.pdf") -> bytes:
+    """A real invoice from the shared invoice2data set (read in place, never copied)."""
+    return (DATA_DIR / name).read_bytes()
+
+
+# --- databases ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this session, migrated to head."""
+    from service import db  # noqa: PLC0415
+
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    name = f"docket_test_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        db.upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_database: str) -> Iterator[str]:
+    """The session's PostgreSQL database with every table emptied after the test."""
+    yield pg_database
+    engine = create_engine(pg_database)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    from service import db  # noqa: PLC0415
+
+    url = f"sqlite:///{tmp_path / 'docket.sqlite3'}"
+    db.upgrade(url)
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Each test that takes it runs once on SQLite and once on PostgreSQL."""
+    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+
+
+# --- Redis -------------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    conn = Redis.from_url(REDIS_URL)
+    conn.flushdb()
+    yield REDIS_URL
+    conn.flushdb()
+    conn.close()
+
+
+@pytest.fixture
+def redis_conn(redis_url: str) -> Iterator[Redis]:
+    conn = Redis.from_url(redis_url)
+    yield conn
+    conn.close()
+
+
+# --- the model ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny real model: random weights, real tokenizer, real ONNX, real constrained decoding."""
+    tiny = pytest.importorskip("training.tiny", reason="training.tiny (the tiny test model) is not there yet")
+    return Path(tiny.build_tiny_model(tmp_path_factory.mktemp("tiny-model")))
+
+
+# --- settings, app, client ---------------------------------------------------
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    def make(**overrides) -> Settings:
+        values = {
+            "var_dir": tmp_path / "var",
+            "redis_url": REDIS_URL,
+            "model_cache_dir": tmp_path / "no-models",
+            "use_cuda": False,
+            "job_timeout_s": 60,
+            "job_retries": 2,
+            "max_upload_bytes": 2 * 1024 * 1024,
+            "max_pages": 5,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings, database_url: str, redis_url: str, tiny_model_dir: Path) -> Settings:
+    return make_settings(database_url=database_url, redis_url=redis_url, model_dir=tiny_model_dir)
+
+
+@pytest.fixture
+def app(settings: Settings):
+    from service import tasks  # noqa: PLC0415
+    from service.app import create_app  # noqa: PLC0415
+
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    tasks.init_runtime(settings)
+    yield app
+    app.extensions["docket.db"].dispose()
+    app.extensions["docket.redis"].close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def make_key(app) -> Callable[..., str]:
+    """Create an API key with the given scopes for a client (default 'test')."""
+    from service.auth import create_api_key  # noqa: PLC0415
+
+    def make(scopes: str = "submit,read", client: str = "test") -> str:
+        with app.extensions["docket.db"].session() as session:
+            key, _ = create_api_key(session, client, scopes)
+        return key
+
+    return make
+
+
+@pytest.fixture
+def auth(make_key) -> dict[str, str]:
+    return {"Authorization": f"Bearer {make_key('submit,read')}"}
+
+
+def run_jobs(settings: Settings) -> None:
+    """Work the queues empty in this process, with the real rq worker."""
+    from service import tasks  # noqa: PLC0415
+
+    connection = Redis.from_url(settings.redis_url)
+    try:
+        tasks.init_runtime(settings)
+        tasks.make_worker(connection).work(burst=True, logging_level="WARNING")
+    finally:
+        connection.close()
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that gives a subprocess the same settings."""
+    env = dict(os.environ)
+    env.update(
+        DOCKET_VAR_DIR=str(settings.var_dir),
+        DOCKET_DATABASE_URL=settings.database_uri,
+        DOCKET_REDIS_URL=settings.redis_url,
+        DOCKET_MODEL_DIR=str(settings.model_dir or ""),
+        DOCKET_MODEL_CACHE_DIR=str(settings.model_cache_dir),
+        DOCKET_USE_CUDA="false",
+        DOCKET_JOB_TIMEOUT_S=str(settings.job_timeout_s),
+        DOCKET_JOB_RETRIES=str(settings.job_retries),
+        DOCKET_MAX_PAGES=str(settings.max_pages),
+        DOCKET_MAX_UPLOAD_BYTES=str(settings.max_upload_bytes),
+    )
+    return env
+
+
+def start_worker(settings: Settings, *args: str) -> subprocess.Popen:
+    """A real `docket worker` process."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "worker", *args],
+        env=settings_env(settings),
+        cwd=ROOT,
+        start_new_session=True,
+    )
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, interval: float = 0.2, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
