@@ -35,11 +35,11 @@ import numpy as np
 from service.doctypes import DocumentType, FieldSpec, load_document_types
 from service.extract.result import Extraction, FieldResult
 from service.normalize import collapse_whitespace, normalize_amount, normalize_date, normalize_field
-from service.routing import STRAIGHT_THROUGH, choose_thresholds, decide
+from service.routing import REVIEW, STRAIGHT_THROUGH, choose_thresholds, decide
 from service.validate import RuleFailure, apply_rule_failures, validate
 
 __all__ = [
-    "Example", "load_dataset", "clean_label", "score_field", "DocumentRecord", "FieldOutcome", "score_document",
+    "Example", "load_dataset", "infer_doc_type", "clean_label", "score_field", "DocumentRecord", "FieldOutcome", "score_document",
     "Report", "FieldReport", "summarize", "auroc", "expected_calibration_error", "run_eval",
 ]
 
@@ -75,6 +75,30 @@ def load_dataset(path: str | Path, doc_type: DocumentType) -> list[Example]:
                 )
             )
     return examples
+
+
+def infer_doc_type(path: str | Path, doc_types: dict[str, DocumentType]) -> DocumentType:
+    """The document type a dataset is for, when the caller does not say.
+
+    A row's ``doc_type`` is used when it names a known type; otherwise (SROIE
+    says "receipt", Bitext says nothing) the type whose field names cover the
+    most labelled keys of the first rows wins.
+    """
+    coverage = dict.fromkeys(doc_types, 0)
+    with Path(path).open(encoding="utf-8") as lines:
+        for line, _ in zip(lines, range(50)):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            if row.get("doc_type") in doc_types:
+                return doc_types[row["doc_type"]]
+            labelled = {key for key, value in row.items() if value not in (None, "")}
+            for name, doc_type in doc_types.items():
+                coverage[name] += len(labelled & {spec.name for spec in doc_type.fields})
+    best = max(coverage, key=coverage.get, default=None)
+    if best is None or coverage[best] == 0:
+        raise ValueError(f"{path}: cannot tell which document type its labels belong to")
+    return doc_types[best]
 
 
 def _source_of(row: dict[str, Any], folder: Path, number: int) -> str | Path:
@@ -199,6 +223,7 @@ class DocumentRecord:
     outcomes: list[FieldOutcome]
     failures: list[RuleFailure] = field(default_factory=list)
     error: str | None = None
+    route: str | None = None  # set by summarize(), under the thresholds it used
 
 
 def score_document(
@@ -321,9 +346,9 @@ class Report:
     straight_through_precision: float | None  # share of their labelled fields that are correct
     records: list[DocumentRecord] = field(default_factory=list, repr=False)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: a never-reached threshold (above 1) stays a number, non-finite values become null."""
-        return {
+    def to_dict(self, include_documents: bool = False) -> dict[str, Any]:
+        """JSON-ready; with *include_documents*, every document's outcomes for error analysis."""
+        out = {
             "doc_type": self.doc_type,
             "documents": self.documents,
             "errors": self.errors,
@@ -335,6 +360,9 @@ class Report:
             "fields": {name: _field_dict(f) for name, f in self.fields.items()},
             "overall": _field_dict(self.overall),
         }
+        if include_documents:
+            out["per_document"] = [_document_dict(r) for r in self.records]
+        return out
 
     def to_text(self) -> str:
         header = f"{'field':<20} {'n':>6} {'acc':>7} {'null':>7} {'auroc':>7} {'ece':>7} {'thresh':>7}"
@@ -353,6 +381,16 @@ class Report:
 
     def __str__(self) -> str:
         return self.to_text()
+
+
+def _document_dict(record: DocumentRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "route": record.route,
+        "error": record.error,
+        "failures": [f.to_dict() for f in record.failures],
+        "fields": [asdict(o) for o in record.outcomes],
+    }
 
 
 def _field_dict(report: FieldReport) -> dict[str, Any]:
@@ -432,10 +470,10 @@ def _field_report(name: str, outcomes: list[FieldOutcome], threshold: float | No
 
 
 def _straight_through(records: Sequence[DocumentRecord], thresholds: dict[str, float], default: float):
-    through = [
-        r for r in records
-        if not r.error and decide(r.doc_type, r.extraction, r.failures, thresholds, default).route == STRAIGHT_THROUGH
-    ]
+    for record in records:
+        decision = decide(record.doc_type, record.extraction, record.failures, thresholds, default)
+        record.route = REVIEW if record.error else decision.route
+    through = [r for r in records if r.route == STRAIGHT_THROUGH]
     if not records:
         return None, None
     outcomes = [o for r in through for o in r.outcomes]
@@ -449,7 +487,7 @@ def _straight_through(records: Sequence[DocumentRecord], thresholds: dict[str, f
 def run_eval(
     extract_fn: Callable[[str, str | Path], Any],
     dataset_path: str | Path,
-    doc_type: DocumentType | str,
+    doc_type: DocumentType | str | None = None,
     thresholds: dict[str, float] | None = None,
     target_precision: float = 0.99,
     limit: int | None = None,
@@ -461,7 +499,9 @@ def run_eval(
     An extractor error is recorded on the document (all its labels count as
     null answers) instead of stopping the run.
     """
-    if isinstance(doc_type, str):
+    if doc_type is None:
+        doc_type = infer_doc_type(dataset_path, load_document_types(DEFAULT_SCHEMA_DIR))
+    elif isinstance(doc_type, str):
         doc_type = load_document_types(DEFAULT_SCHEMA_DIR)[doc_type]
     examples = load_dataset(dataset_path, doc_type)[:limit]
     records = []

@@ -14,7 +14,8 @@ Amounts
     1234) unless the part before it cannot be a thousands group ("0.125",
     "1234.567"). Spaces, apostrophes and thin spaces group thousands; Indian
     grouping ("1,00,000.00") is accepted. Currency symbols and codes before or
-    after the number are ignored; "-45", "45-", "(45)" and "−45" are negative.
+    after the number are ignored; "-45", "45-", "(45)", "−45" and "45.00 CR"
+    (credit) are negative.
 
 Dates
     Output is ISO 8601 (``YYYY-MM-DD``). Month names and abbreviations in
@@ -61,7 +62,8 @@ _AMOUNT_RE = re.compile(
     \s*(?:{_CURRENCY})?\s*
     (?P<close>\))?\s*
     (?P<sign3>[{_MINUS_SIGNS}])?\s*
-    (?:{_CURRENCY})?\s*$""",
+    (?:{_CURRENCY})?\s*
+    (?:[Cc][Rr]\.?)?\s*$""",
     re.VERBOSE,
 )
 _THOUSANDS_GROUPS = re.compile(r"^\d{1,3}(?:,\d{3})*$|^\d{1,2}(?:,\d{2})*,\d{3}$")
@@ -86,8 +88,14 @@ def normalize_amount(raw: Any) -> float | None:
     negative = bool(match["open"]) or any(s in _MINUS_SIGNS for s in signs)
     if len(signs) > 1 or (negative and match["open"] and signs):
         return None
+    negative = negative or _ends_with_credit_marker(raw)
     value = float(canonical)
     return -value if negative else value
+
+
+def _ends_with_credit_marker(raw: str) -> bool:
+    """Credit notes print "45.00 CR"; the regex may have read "CR" as a currency code."""
+    return bool(re.search(r"\d\s*(?:[^\W\d_]{1,4}\.?\s+)?[Cc][Rr]\.?\s*$", raw))
 
 
 def _canonical_number(text: str) -> str | None:

@@ -17,6 +17,7 @@ from service.evaluation import (
     auroc,
     clean_label,
     expected_calibration_error,
+    infer_doc_type,
     load_dataset,
     run_eval,
     score_document,
@@ -141,6 +142,21 @@ def test_load_dataset_with_paths_and_inline_text(tmp_path):
     assert b.source == "inline" and b.labels == {}
 
 
+@pytest.mark.parametrize("folder, doc_type", [("sroie", "invoice"), ("invoice2data", "invoice"), ("bitext", "ticket")])
+def test_doc_type_is_inferred_from_the_rows(folder, doc_type):
+    path = SHARED / folder / "normalized.jsonl"
+    if not path.exists():
+        pytest.skip("shared data not present")
+    assert infer_doc_type(path, DOC_TYPES).name == doc_type
+
+
+def test_doc_type_inference_fails_loudly_on_foreign_labels(tmp_path):
+    data = tmp_path / "x.jsonl"
+    data.write_text(json.dumps({"id": 1, "text": "t", "colour": "red"}))
+    with pytest.raises(ValueError):
+        infer_doc_type(data, DOC_TYPES)
+
+
 def test_load_dataset_rejects_a_row_without_input():
     with pytest.raises(ValueError):
         from service.evaluation import _source_of
@@ -213,6 +229,13 @@ def test_summary_with_known_answers():
     data = report.to_dict()
     assert data["fields"]["order_id"]["accuracy"] == 0.5 and data["thresholds_in_sample"] is True
     json.dumps(data)
+    assert "per_document" not in data
+    documents = report.to_dict(include_documents=True)["per_document"]
+    assert [d["route"] for d in documents] == ["straight_through", "straight_through", "review", "straight_through"]
+    assert documents[2]["fields"][0] == {
+        "field": "order_id", "expected": "2", "predicted": "9", "confidence": 0.6, "correct": False
+    }
+    json.dumps(documents)
     text = report.to_text()
     assert "order_id" in text and "straight through" in text
 
@@ -239,7 +262,7 @@ def test_run_eval_with_a_fake_extractor_and_a_failing_document(tmp_path):
             raise RuntimeError("engine fell over")
         return ticket_extraction({**BASE, "order_id": "123"}).to_dict()  # the JSON form works too
 
-    report = run_eval(extract, data, "ticket")
+    report = run_eval(extract, data)  # the type is inferred from the labels
     assert calls == [("ticket", "cancel order 123"), ("ticket", "explode")]
     assert report.documents == 2 and report.errors == 1
     assert report.fields["category"].accuracy == 0.5 and report.fields["category"].null_rate == 0.5

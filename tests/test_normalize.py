@@ -108,6 +108,8 @@ def test_amount_never_raises(text):
         (".50", 0.5),
         ("€ -45,00", -45.0),
         ("+12.5", 12.5),
+        ("45.00 CR", -45.0),  # credit notes
+        ("EUR 45,00 CR", -45.0),
     ],
 )
 def test_amount_examples(printed, expected):
