@@ -147,21 +147,41 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
 
 
 @pytest.fixture
-def settings(make_settings, database_url: str, redis_url: str, tiny_model_dir: Path) -> Settings:
-    return make_settings(database_url=database_url, redis_url=redis_url, model_dir=tiny_model_dir)
+def settings(make_settings, database_url: str, redis_url: str) -> Settings:
+    """Settings on a real database and Redis, with no model: for everything short of extraction."""
+    return make_settings(database_url=database_url, redis_url=redis_url)
 
 
 @pytest.fixture
-def app(settings: Settings):
+def model_settings(settings: Settings, tiny_model_dir: Path) -> Settings:
+    """The same, with the tiny real model: for tests that run extraction jobs."""
+    return settings.model_copy(update={"model_dir": tiny_model_dir})
+
+
+@pytest.fixture
+def make_app():
+    """Build apps for given settings; their database pools and Redis clients are closed afterwards."""
     from service import tasks  # noqa: PLC0415
     from service.app import create_app  # noqa: PLC0415
 
-    app = create_app(settings)
-    app.config["TESTING"] = True
-    tasks.init_runtime(settings)
-    yield app
-    app.extensions["docket.db"].dispose()
-    app.extensions["docket.redis"].close()
+    apps = []
+
+    def make(settings: Settings):
+        app = create_app(settings)
+        app.config["TESTING"] = True
+        tasks.init_runtime(settings)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.extensions["docket.db"].dispose()
+        app.extensions["docket.redis"].close()
+
+
+@pytest.fixture
+def app(make_app, settings: Settings):
+    return make_app(settings)
 
 
 @pytest.fixture
@@ -170,16 +190,20 @@ def client(app):
 
 
 @pytest.fixture
-def make_key(app) -> Callable[..., str]:
+def make_key(settings: Settings) -> Iterator[Callable[..., str]]:
     """Create an API key with the given scopes for a client (default 'test')."""
     from service.auth import create_api_key  # noqa: PLC0415
+    from service.db import Database  # noqa: PLC0415
+
+    database = Database(settings.database_uri)
 
     def make(scopes: str = "submit,read", client: str = "test") -> str:
-        with app.extensions["docket.db"].session() as session:
+        with database.session() as session:
             key, _ = create_api_key(session, client, scopes)
         return key
 
-    return make
+    yield make
+    database.dispose()
 
 
 @pytest.fixture

@@ -1,0 +1,160 @@
+"""Request and response models of the v1 API; the OpenAPI document is generated from them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from spectree.model_adapter.pydantic_adapter import BaseFile
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem: every error the API answers with."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="A URI naming the kind of problem.")
+    title: str
+    status: int
+    detail: str = Field(description="What went wrong and what to do about it.")
+    instance: str | None = None
+
+
+class SubmitText(BaseModel):
+    """A document sent as text in a JSON body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    doc_type: str = Field(description="A document type from GET /v1/schemas, e.g. invoice or ticket.")
+    text: str = Field(description="The document's text.")
+    filename: str | None = Field(default=None, max_length=255)
+
+
+class SubmitFile(BaseModel):
+    """A document sent as a file in a multipart/form-data body."""
+
+    doc_type: str = Field(description="A document type from GET /v1/schemas.")
+    file: BaseFile = Field(description="A PDF, plain text, an .eml e-mail or JSON {\"text\": ...}.")
+
+
+class SubmitQuery(BaseModel):
+    wait: float = Field(default=0, ge=0, le=60, description="Block up to this many seconds for the result.")
+
+
+class IdempotencyHeaders(BaseModel):
+    idempotency_key: str | None = Field(
+        default=None,
+        alias="Idempotency-Key",
+        max_length=255,
+        description="The same key with the same body answers the same document; with another body, 409.",
+    )
+
+
+class ListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["queued", "processing", "done", "failed"] | None = None
+    doc_type: str | None = None
+    route: Literal["straight_through", "review"] | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = Field(default=None, description="next_cursor from the previous page.")
+
+
+class EvidenceOut(BaseModel):
+    start: int = Field(description="Character offset into the document text.")
+    end: int
+    page: int = Field(description="1-based page.")
+    text: str
+
+
+class FieldOut(BaseModel):
+    value: Any = None
+    raw: Any = None
+    confidence: float | None = None
+    evidence: EvidenceOut | None = None
+    source: Literal["model", "frontier", "human"] = "model"
+    problems: list[str] = []
+    items: list[dict[str, FieldOut]] | None = None
+
+
+class RuleFailureOut(BaseModel):
+    name: str
+    fields: list[str]
+    message: str
+
+
+class ExtractionOut(BaseModel):
+    engine: Literal["model", "frontier", "human"]
+    model_version: str
+    fields: dict[str, FieldOut]
+    validation: list[RuleFailureOut] = []
+    warnings: list[str] = []
+    timings_ms: dict[str, float] = {}
+    latency_ms: float
+    tokens: dict[str, int] = {}
+    cost_usd: float = 0.0
+    created_at: datetime
+
+
+class RouteReason(BaseModel):
+    """Why a document went to review: a code, and the field or rule it is about."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str = Field(description="e.g. low_confidence, missing_required, failed_rule, no_text_layer.")
+    message: str | None = None
+    field: str | None = None
+
+
+class Links(BaseModel):
+    self: str
+    file: str
+
+
+class DocumentSummary(BaseModel):
+    id: str
+    doc_type: str
+    status: Literal["queued", "processing", "done", "failed"]
+    route: Literal["straight_through", "review"] | None = None
+    route_reasons: list[RouteReason] = []
+    filename: str | None = None
+    media_type: str
+    created_at: datetime
+    completed_at: datetime | None = None
+    links: Links
+
+
+class DocumentOut(DocumentSummary):
+    content_sha256: str
+    size_bytes: int
+    page_count: int
+    has_text_layer: bool
+    attachments: list[str] = []
+    attempts: int
+    error: str | None = None
+    updated_at: datetime
+    result: ExtractionOut | None = Field(default=None, description="The latest extraction, once there is one.")
+
+
+class DocumentList(BaseModel):
+    items: list[DocumentSummary]
+    next_cursor: str | None = None
+
+
+class SchemaSummary(BaseModel):
+    name: str
+    description: str
+    fields: list[str]
+    url: str
+
+
+class SchemaList(BaseModel):
+    items: list[SchemaSummary]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str] = {}

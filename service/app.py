@@ -1,0 +1,33 @@
+"""The Flask app factory: database, file store, document types, Redis, the API and its OpenAPI document."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from config.settings import Settings, get_settings
+from service import api, db
+from service.doctypes import load_document_types
+from service.queue import connect_redis
+from service.storage import FileStore
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """The app for *settings* (default: read from the environment)."""
+    settings = settings or get_settings()
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        # Multipart framing adds a little to the file itself.
+        MAX_CONTENT_LENGTH=settings.max_upload_bytes + 64 * 1024,
+    )
+    app.json.sort_keys = False
+    app.extensions["docket.settings"] = settings
+    app.extensions["docket.files"] = FileStore(settings.files_dir)
+    app.extensions["docket.doc_types"] = load_document_types(settings.schema_dir)
+    app.extensions["docket.redis"] = connect_redis(settings)
+    db.init_app(app, db.Database(settings.database_uri))
+
+    api.register_error_handlers(app)
+    app.register_blueprint(api.bp)
+    api.spec.register(app)
+    return app

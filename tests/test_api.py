@@ -1,0 +1,367 @@
+"""The v1 API on SQLite and on PostgreSQL, with the real Redis: input, errors, auth, idempotency, pagination.
+
+Round trips through the extraction engine live in test_api_roundtrip.py.
+"""
+
+import io
+import json
+
+import pytest
+
+pytest.importorskip("service.extract.engine", reason="the extraction engine (service/extract/engine.py) is not there yet")
+
+from redis import Redis  # noqa: E402
+from sqlalchemy import create_engine, func, select
+
+from service.models import AuditEvent, Document
+from tests.conftest import invoice_pdf, run_jobs
+from tests.test_ingest import blank_pdf, email_with_pdf, encrypted_pdf
+
+TICKET = "From: dana@example.com\nSubject: VPN down\n\nSince this morning the VPN refuses my password. Urgent!"
+
+
+def count_rows(settings, model=Document) -> int:
+    engine = create_engine(settings.database_uri)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(model)).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def stored_files(settings) -> list:
+    root = settings.files_dir
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+def queued_jobs(settings) -> int:
+    conn = Redis.from_url(settings.redis_url)
+    try:
+        return conn.llen("rq:queue:extraction")
+    finally:
+        conn.close()
+
+
+def post_file(client, headers, data: bytes, filename: str, mimetype: str, doc_type="invoice", **kw):
+    form = {"file": (io.BytesIO(data), filename, mimetype)}
+    if doc_type is not None:
+        form["doc_type"] = doc_type
+    return client.post("/v1/documents", data=form, headers=headers, content_type="multipart/form-data", **kw)
+
+
+def post_text(client, headers, text: str, doc_type="ticket", **kw):
+    return client.post("/v1/documents", json={"doc_type": doc_type, "text": text}, headers=headers, **kw)
+
+
+def assert_problem(resp, status: int, slug: str | None = None):
+    assert resp.status_code == status, resp.get_data(as_text=True)
+    assert resp.mimetype == "application/problem+json"
+    body = resp.get_json()
+    assert body["status"] == status
+    assert body["title"] and body["detail"] and body["type"].startswith("https://")
+    if slug:
+        assert body["type"].endswith("/" + slug), body
+    return body
+
+
+# --- submitting --------------------------------------------------------------
+
+
+def test_post_pdf_answers_202_with_location(client, auth, settings):
+    resp = post_file(client, auth, invoice_pdf(), "AzureInterior.pdf", "application/pdf")
+    assert resp.status_code == 202, resp.get_json()
+    body = resp.get_json()
+    assert resp.headers["Location"] == f"/v1/documents/{body['id']}"
+    assert body["status"] == "queued"
+    assert body["doc_type"] == "invoice" and body["media_type"] == "application/pdf"
+    assert body["page_count"] == 1 and body["has_text_layer"] is True
+    assert body["result"] is None
+    assert count_rows(settings) == 1 and count_rows(settings, AuditEvent) == 1
+    assert len(stored_files(settings)) == 1
+    assert queued_jobs(settings) == 1
+
+    got = client.get(resp.headers["Location"], headers=auth)
+    assert got.status_code == 200 and got.get_json()["id"] == body["id"]
+
+
+def test_post_json_text(client, auth, settings):
+    resp = post_text(client, auth, TICKET)
+    assert resp.status_code == 202
+    body = resp.get_json()
+    assert body["doc_type"] == "ticket" and body["media_type"] == "text/plain"
+    file = client.get(f"/v1/documents/{body['id']}/file", headers=auth)
+    assert file.status_code == 200 and file.get_data(as_text=True) == TICKET
+
+
+def test_post_eml(client, auth):
+    resp = post_file(client, auth, email_with_pdf(), "mail.eml", "message/rfc822")
+    assert resp.status_code == 202
+    body = resp.get_json()
+    assert body["media_type"] == "message/rfc822"
+    assert body["attachments"] == ["invoice.pdf"] and body["page_count"] == 2
+
+
+def test_get_file_gives_back_the_original_bytes(client, auth):
+    data = invoice_pdf("FlipkartInvoice.pdf")
+    doc = post_file(client, auth, data, "FlipkartInvoice.pdf", "application/pdf").get_json()
+    resp = client.get(doc["links"]["file"], headers=auth)
+    assert resp.status_code == 200
+    assert resp.mimetype == "application/pdf"
+    assert resp.data == data
+
+
+def test_same_file_twice_is_stored_once(client, auth, settings):
+    a = post_file(client, auth, invoice_pdf(), "a.pdf", "application/pdf").get_json()
+    b = post_file(client, auth, invoice_pdf(), "b.pdf", "application/pdf").get_json()
+    assert a["id"] != b["id"] and a["content_sha256"] == b["content_sha256"]
+    assert count_rows(settings) == 2
+    assert len(stored_files(settings)) == 1
+
+
+def test_pdf_without_text_layer_goes_to_review(client, auth, settings):
+    """No engine is needed: a page with no text is routed to review with the reason."""
+    doc = post_file(client, auth, blank_pdf(), "scan.pdf", "application/pdf").get_json()
+    assert doc["has_text_layer"] is False
+    run_jobs(settings)
+    body = client.get(doc["links"]["self"], headers=auth).get_json()
+    assert body["status"] == "done"
+    assert body["route"] == "review"
+    assert [r["message"] for r in body["route_reasons"]] == ["no text layer"]
+    assert body["result"] is None
+
+
+def test_extraction_without_a_model_fails_visibly(client, auth, settings):
+    """With no model built, the job fails after its retries and says why; the document is kept."""
+    doc = post_text(client, auth, TICKET).get_json()
+    run_jobs(settings)
+    body = client.get(doc["links"]["self"], headers=auth).get_json()
+    assert body["status"] == "failed"
+    assert "ModelNotFound" in body["error"]
+    assert body["attempts"] == settings.job_retries + 1
+
+
+# --- bad input: a status, a problem, nothing written --------------------------
+
+
+def blank_pdf_pages(n):
+    return blank_pdf(n)
+
+
+BAD_INPUTS = [
+    # (id, how to send, status, problem slug)
+    ("empty-file", dict(file=(b"", "a.pdf", "application/pdf")), 400, "empty-document"),
+    ("empty-text", dict(json={"doc_type": "ticket", "text": "  "}), 400, "empty-document"),
+    ("no-file-part", dict(form={"doc_type": "invoice"}), 400, "empty-document"),
+    ("empty-body", dict(raw=(b"", None)), 400, "empty-document"),
+    ("not-a-pdf", dict(file=(b"GIF89a not a pdf at all", "invoice.pdf", "application/pdf")), 422, "not-a-pdf"),
+    ("corrupt-pdf", dict(file=(invoice_pdf()[:400], "invoice.pdf", "application/pdf")), 422, "unreadable-document"),
+    ("encrypted-pdf", dict(file=(encrypted_pdf("s3cret"), "invoice.pdf", "application/pdf")), 422, "encrypted-pdf"),
+    ("oversize", dict(file=(b"%PDF-1.4\n" + b"0" * (3 * 1024 * 1024), "big.pdf", "application/pdf")), 413, None),
+    ("too-many-pages", dict(file=(blank_pdf_pages(6), "long.pdf", "application/pdf")), 413, "too-many-pages"),
+    ("unknown-doc-type", dict(file=(b"hello", "a.txt", "text/plain"), doc_type="recipe"), 422, "unknown-doc-type"),
+    ("missing-doc-type", dict(json={"text": "hello"}), 422, "invalid-request"),
+    ("image", dict(file=(b"\x89PNG\r\n\x1a\n0000", "scan.png", "image/png")), 415, "unsupported-media-type"),
+    ("raw-text-body", dict(raw=(b"hello", "text/plain")), 415, "unsupported-media-type"),
+    ("bad-json", dict(raw=(b"{nope", "application/json")), 422, "invalid-request"),
+    ("json-array", dict(json=["doc_type", "ticket"]), 422, "invalid-request"),
+    ("extra-json-field", dict(json={"doc_type": "ticket", "text": "x", "priority": 1}), 422, "invalid-request"),
+    ("bad-wait", dict(json={"doc_type": "ticket", "text": "x"}, query="?wait=-1"), 422, "invalid-request"),
+]
+
+
+@pytest.mark.parametrize(("how", "status", "slug"), [b[1:] for b in BAD_INPUTS], ids=[b[0] for b in BAD_INPUTS])
+def test_bad_input(client, auth, settings, how, status, slug):
+    url = "/v1/documents" + how.get("query", "")
+    if "file" in how:
+        data, name, mimetype = how["file"]
+        form = {"file": (io.BytesIO(data), name, mimetype), "doc_type": how.get("doc_type", "invoice")}
+        resp = client.post(url, data=form, headers=auth, content_type="multipart/form-data")
+    elif "form" in how:
+        resp = client.post(url, data=how["form"], headers=auth, content_type="multipart/form-data")
+    elif "json" in how:
+        resp = client.post(url, json=how["json"], headers=auth)
+    else:
+        data, content_type = how["raw"]
+        resp = client.post(url, data=data, headers=auth, content_type=content_type)
+    body = assert_problem(resp, status, slug)
+    assert body["instance"] == "/v1/documents"
+    assert count_rows(settings) == 0
+    assert count_rows(settings, AuditEvent) == 0
+    assert stored_files(settings) == []
+    assert queued_jobs(settings) == 0
+
+
+def test_queue_down_is_503_and_leaves_nothing(make_app, make_settings, database_url, make_key):
+    settings = make_settings(database_url=database_url, redis_url="redis://127.0.0.1:1/0")
+    client = make_app(settings).test_client()
+    headers = {"Authorization": f"Bearer {make_key()}"}
+    resp = post_file(client, headers, invoice_pdf(), "a.pdf", "application/pdf")
+    assert_problem(resp, 503, "service-unavailable")
+    assert count_rows(settings) == 0 and count_rows(settings, AuditEvent) == 0
+    assert stored_files(settings) == []
+
+
+def test_unknown_route_and_method_are_problems(client, auth):
+    assert_problem(client.get("/v1/nothing", headers=auth), 404)
+    resp = client.delete("/v1/documents", headers=auth)
+    assert_problem(resp, 405)
+    assert "POST" in resp.headers["Allow"]
+
+
+def test_unknown_document_is_404(client, auth):
+    assert_problem(client.get("/v1/documents/" + "0" * 32, headers=auth), 404, "not-found")
+    assert_problem(client.get("/v1/documents/" + "0" * 32 + "/file", headers=auth), 404, "not-found")
+
+
+# --- auth and scopes ---------------------------------------------------------
+
+
+def test_no_key_is_401(client, settings):
+    resp = post_text(client, {}, TICKET)
+    assert_problem(resp, 401, "unauthorized")
+    assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+    assert count_rows(settings) == 0
+
+
+@pytest.mark.parametrize("header", ["Bearer dk_nothere_abc", "Basic dXNlcjpwYXNz", "Bearer", "dk_abc"])
+def test_wrong_key_is_401(client, header):
+    assert_problem(client.get("/v1/documents", headers={"Authorization": header}), 401, "unauthorized")
+
+
+def test_scopes(client, make_key, settings):
+    reader = {"Authorization": f"Bearer {make_key('read')}"}
+    submitter = {"Authorization": f"Bearer {make_key('submit')}"}
+    assert_problem(post_text(client, reader, TICKET), 403, "forbidden")
+    assert count_rows(settings) == 0
+    doc = post_text(client, submitter, TICKET)
+    assert doc.status_code == 202
+    assert_problem(client.get(doc.headers["Location"], headers=submitter), 403, "forbidden")
+    assert client.get(doc.headers["Location"], headers=reader).status_code == 200
+
+
+def test_clients_see_only_their_documents_and_admin_sees_all(client, make_key):
+    erp = {"Authorization": f"Bearer {make_key('submit,read', client='erp')}"}
+    mail = {"Authorization": f"Bearer {make_key('submit,read', client='mail')}"}
+    admin = {"Authorization": f"Bearer {make_key('admin', client='ops')}"}
+    location = post_text(client, erp, TICKET).headers["Location"]
+    assert_problem(client.get(location, headers=mail), 404)
+    assert client.get("/v1/documents", headers=mail).get_json()["items"] == []
+    assert client.get(location, headers=admin).status_code == 200
+    assert len(client.get("/v1/documents", headers=admin).get_json()["items"]) == 1
+
+
+# --- idempotency -------------------------------------------------------------
+
+
+def test_idempotency_same_key_same_body_same_document(client, auth, settings):
+    headers = {**auth, "Idempotency-Key": "order-4711"}
+    first = post_file(client, headers, invoice_pdf(), "a.pdf", "application/pdf")
+    second = post_file(client, headers, invoice_pdf(), "a.pdf", "application/pdf")
+    assert first.status_code == 202 and second.status_code in (200, 202)
+    assert first.get_json()["id"] == second.get_json()["id"]
+    assert first.headers["Location"] == second.headers["Location"]
+    assert count_rows(settings) == 1 and queued_jobs(settings) == 1
+
+
+def test_idempotency_same_key_other_body_is_409(client, auth, settings):
+    headers = {**auth, "Idempotency-Key": "order-4711"}
+    assert post_file(client, headers, invoice_pdf(), "a.pdf", "application/pdf").status_code == 202
+    other = post_file(client, headers, invoice_pdf("FlipkartInvoice.pdf"), "b.pdf", "application/pdf")
+    assert_problem(other, 409, "idempotency-conflict")
+    other_type = post_file(client, headers, invoice_pdf(), "a.pdf", "application/pdf", doc_type="ticket")
+    assert_problem(other_type, 409, "idempotency-conflict")
+    assert count_rows(settings) == 1 and len(stored_files(settings)) == 1
+
+
+def test_idempotency_keys_belong_to_their_client(client, make_key, settings):
+    a = {"Authorization": f"Bearer {make_key(client='a')}", "Idempotency-Key": "k"}
+    b = {"Authorization": f"Bearer {make_key(client='b')}", "Idempotency-Key": "k"}
+    assert post_text(client, a, TICKET).get_json()["id"] != post_text(client, b, TICKET).get_json()["id"]
+    assert count_rows(settings) == 2
+
+
+# --- listing -----------------------------------------------------------------
+
+
+def test_cursor_pagination_visits_every_document_once(client, auth):
+    ids = [post_text(client, auth, f"{TICKET} #{i}").get_json()["id"] for i in range(5)]
+    seen, cursor, pages = [], None, 0
+    while True:
+        url = "/v1/documents?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = client.get(url, headers=auth).get_json()
+        pages += 1
+        seen += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert pages == 3
+    assert sorted(seen) == sorted(ids) and len(seen) == len(set(seen))
+    assert seen == list(reversed(ids))  # newest first
+
+
+def test_list_filters(client, auth, settings):
+    post_text(client, auth, TICKET)
+    post_file(client, auth, invoice_pdf(), "a.pdf", "application/pdf")
+    post_file(client, auth, blank_pdf(), "scan.pdf", "application/pdf")
+    run_jobs(settings)  # the scan finishes (review); the others fail: no model here
+
+    def ids(query):
+        resp = client.get("/v1/documents" + query, headers=auth)
+        assert resp.status_code == 200, resp.get_json()
+        return [d["doc_type"] + ":" + d["status"] for d in resp.get_json()["items"]]
+
+    assert sorted(ids("?doc_type=invoice")) == ["invoice:done", "invoice:failed"]
+    assert ids("?doc_type=ticket") == ["ticket:failed"]
+    assert ids("?status=done") == ["invoice:done"]
+    assert ids("?route=review") == ["invoice:done"]
+    assert len(ids("?created_after=2000-01-01T00:00:00Z")) == 3
+    assert ids("?created_before=2000-01-01T00:00:00Z") == []
+
+
+@pytest.mark.parametrize("query", ["?limit=0", "?limit=1000", "?status=lost", "?cursor=notacursor", "?created_after=yesterday", "?colour=red"])
+def test_list_bad_query_is_422(client, auth, query):
+    assert_problem(client.get("/v1/documents" + query, headers=auth), 422, "invalid-request")
+
+
+# --- schemas, health, docs ---------------------------------------------------
+
+
+def test_schemas(client, auth):
+    listing = client.get("/v1/schemas", headers=auth).get_json()["items"]
+    names = {s["name"] for s in listing}
+    assert {"invoice", "ticket"} <= names
+    one = client.get("/v1/schemas/invoice", headers=auth)
+    assert one.status_code == 200 and one.mimetype == "application/schema+json"
+    assert one.get_json()["properties"]
+    assert_problem(client.get("/v1/schemas/recipe", headers=auth), 404)
+
+
+def test_healthz(client):
+    assert client.get("/healthz").get_json() == {"status": "ok", "checks": {}}
+
+
+def test_readyz_says_what_is_missing(client):
+    resp = client.get("/readyz")
+    assert resp.status_code == 503
+    checks = resp.get_json()["checks"]
+    assert checks["database"] == "ok" and checks["redis"] == "ok"
+    assert checks["model"].startswith("unavailable")
+
+
+def test_openapi_is_3_1_and_generated_from_the_models(client):
+    spec = client.get("/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.1")
+    paths = spec["paths"]
+    assert {"/v1/documents", "/v1/documents/{document_id}", "/v1/schemas", "/healthz", "/readyz"} <= set(paths)
+    post = paths["/v1/documents"]["post"]
+    assert {"202", "409", "413", "415", "422"} <= set(post["responses"])
+    content = post["requestBody"]["content"]
+    assert {"application/json", "multipart/form-data"} <= set(content)
+    schemas = json.dumps(spec["components"]["schemas"])
+    assert "route_reasons" in schemas and "confidence" in schemas and "evidence" in schemas
+    assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+
+
+def test_docs_page(client):
+    resp = client.get("/docs/swagger/")
+    assert resp.status_code == 200 and b"openapi.json" in resp.data
