@@ -1,0 +1,45 @@
+# Docket: `make run` (everything on this machine) and `make test` (the test suite).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DOCKET := $(VENV)/bin/docket
+INSTALLED := $(VENV)/.installed
+
+.PHONY: run test install model services
+
+# --- set-up ------------------------------------------------------------------
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when pyproject.toml changes.
+$(INSTALLED): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[train,test]'
+	touch $@
+
+install: $(INSTALLED)
+
+# The default model: built once, cached outside the clone by content hash.
+model: install
+	$(PY) -m training.build_default
+
+# --- run ---------------------------------------------------------------------
+
+run: install model
+	$(DOCKET) db upgrade
+	$(DOCKET) run
+
+# --- test --------------------------------------------------------------------
+
+# PostgreSQL and Redis for the tests, started if they are not running.
+services:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
+	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || redis-server --daemonize yes --bind 127.0.0.1 -::1 \
+		--port 6379 --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
+	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; pg_isready -h 127.0.0.1 -p 5432
+	@for i in $$(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 1; done; \
+		redis-cli -h 127.0.0.1 -p 6379 ping
+
+test: install services model
+	$(PY) -m pytest -q
