@@ -26,9 +26,10 @@ import copy
 import json
 import math
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -39,8 +40,20 @@ from service.routing import REVIEW, STRAIGHT_THROUGH, choose_thresholds, decide
 from service.validate import RuleFailure, apply_rule_failures, validate
 
 __all__ = [
-    "Example", "load_dataset", "infer_doc_type", "clean_label", "score_field", "DocumentRecord", "FieldOutcome", "score_document",
-    "Report", "FieldReport", "summarize", "auroc", "expected_calibration_error", "run_eval",
+    "DocumentRecord",
+    "Example",
+    "FieldOutcome",
+    "FieldReport",
+    "Report",
+    "auroc",
+    "clean_label",
+    "expected_calibration_error",
+    "infer_doc_type",
+    "load_dataset",
+    "run_eval",
+    "score_document",
+    "score_field",
+    "summarize",
 ]
 
 AMOUNT_TOLERANCE = 0.01
@@ -508,7 +521,7 @@ def run_eval(
     for example in examples:
         try:
             answer = extract_fn(doc_type.name, example.source)
-        except Exception as exc:  # one bad document must not end an evaluation
+        except Exception as exc:  # noqa: BLE001 - one bad document must not end an evaluation
             record = failed_document(doc_type, example, f"{type(exc).__name__}: {exc}")
         else:
             record = score_document(doc_type, example, answer, apply_rules)

@@ -36,7 +36,7 @@ import datetime as _dt
 import math
 import re
 import unicodedata
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from service.doctypes import FieldSpec
@@ -66,6 +66,7 @@ _AMOUNT_RE = re.compile(
     (?:[Cc][Rr]\.?)?\s*$""",
     re.VERBOSE,
 )
+_MAX_AMOUNT_CHARS = 64  # a printed amount is short; longer text is not one (and keeps the regex linear)
 _THOUSANDS_GROUPS = re.compile(r"^\d{1,3}(?:,\d{3})*$|^\d{1,2}(?:,\d{2})*,\d{3}$")
 
 
@@ -76,7 +77,7 @@ def normalize_amount(raw: Any) -> float | None:
     if isinstance(raw, (int, float, Decimal)):
         value = float(raw)
         return value if math.isfinite(value) else None
-    if not isinstance(raw, str):
+    if not isinstance(raw, str) or len(raw) > _MAX_AMOUNT_CHARS:
         return None
     match = _AMOUNT_RE.match(raw)
     if not match or bool(match["open"]) != bool(match["close"]):

@@ -14,14 +14,15 @@ turns it into an escalation; nothing in here needs to change for that.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
 from service.doctypes import DocumentType
 
-__all__ = ["Decision", "decide", "choose_thresholds", "REJECT_ALL", "STRAIGHT_THROUGH", "REVIEW"]
+__all__ = ["REJECT_ALL", "REVIEW", "STRAIGHT_THROUGH", "Decision", "choose_thresholds", "decide"]
 
 STRAIGHT_THROUGH = "straight_through"
 REVIEW = "review"
