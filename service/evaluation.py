@@ -69,6 +69,7 @@ class Example:
     id: str
     source: str | Path
     labels: dict[str, Any]
+    dataset: str = ""  # the dataset folder's name ("sroie"), for split selection
 
 
 def load_dataset(path: str | Path, doc_type: DocumentType) -> list[Example]:
@@ -85,6 +86,7 @@ def load_dataset(path: str | Path, doc_type: DocumentType) -> list[Example]:
                     id=str(row.get("id", number)),
                     source=_source_of(row, path.parent, number),
                     labels=_labels_of(row, doc_type),
+                    dataset=path.parent.name,
                 )
             )
     return examples
@@ -504,11 +506,14 @@ def run_eval(
     thresholds: dict[str, float] | None = None,
     target_precision: float = 0.99,
     limit: int | None = None,
+    include: Callable[[Example], bool] | None = None,
     apply_rules: bool = True,
     on_document: Callable[[DocumentRecord], None] | None = None,
 ) -> Report:
     """Extract every document of a dataset with *extract_fn* and summarise the scores.
 
+    *include* selects documents (for example the evaluation split:
+    ``lambda e: split_of(e.dataset, e.id) == "eval"``) before *limit* applies.
     An extractor error is recorded on the document (all its labels count as
     null answers) instead of stopping the run.
     """
@@ -516,7 +521,7 @@ def run_eval(
         doc_type = infer_doc_type(dataset_path, load_document_types(DEFAULT_SCHEMA_DIR))
     elif isinstance(doc_type, str):
         doc_type = load_document_types(DEFAULT_SCHEMA_DIR)[doc_type]
-    examples = load_dataset(dataset_path, doc_type)[:limit]
+    examples = [e for e in load_dataset(dataset_path, doc_type) if include is None or include(e)][:limit]
     records = []
     for example in examples:
         try:

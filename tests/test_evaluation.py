@@ -269,6 +269,11 @@ def test_run_eval_with_a_fake_extractor_and_a_failing_document(tmp_path):
     assert report.fields["order_id"].accuracy == 1.0
     assert report.records[1].error == "RuntimeError: engine fell over"
 
+    only_ok = run_eval(extract, data, "ticket", include=lambda e: e.id == "ok")
+    assert only_ok.documents == 1 and only_ok.errors == 0
+    assert run_eval(extract, data, "ticket", limit=1).documents == 1
+    assert load_dataset(data, TICKET)[0].dataset == tmp_path.name
+
 
 def test_pure_stages_import_no_framework():
     """normalize, validate, routing and evaluation add no web, database, queue or torch imports."""
