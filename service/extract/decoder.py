@@ -1,0 +1,234 @@
+"""The constrained decode loop: onnxruntime + outlines-core, no torch.
+
+Three things make it fast without changing what it writes:
+
+* **Jump-forward.** Where the schema leaves one way to go (keys, punctuation),
+  the longest allowed token is taken without asking the model; those tokens
+  enter the KV cache with the next model call.
+* **Copy speculation.** Extraction mostly copies: while a string value is
+  being written, the document is searched for what has been written so far and
+  the text that follows it is proposed; one forward pass verifies all proposed
+  tokens and greedy acceptance keeps exactly what step-by-step decoding would
+  have chosen.
+* **Cached masks.** The allowed tokens of each index state are computed once.
+
+Runaway output is bounded on purpose, never cut silently: a string value
+longer than ``value_limit_bytes`` is closed, and when the token budget runs
+low the decoder switches to closing mode (close strings and arrays, prefer
+null) so the JSON always completes. Tokens chosen that way are flagged in
+:attr:`DecodeResult.cut`; the engine reports the fields they belong to.
+
+Greedy decoding only: extraction wants the most likely reading, and greedy
+makes jump-forward and speculation provably output-preserving.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from service.extract.session import ModelSession
+
+FORCED_SCAN_LIMIT = 128  # a state allowing more tokens than this cannot be forced
+STRING_STATE_SIZE = 1000  # a state allowing this many tokens is inside a free string
+CLOSING_RESERVE_PER_FIELD = 10  # tokens kept back per top-level field to finish the JSON
+
+
+class StateTable:
+    """Per-state facts from an outlines-core Index, computed once and kept."""
+
+    def __init__(self, index, vocab):
+        self.index = index
+        self.vocab = vocab
+        self._allowed: dict[int, np.ndarray] = {}
+        self._forced: dict[int, int | None] = {}
+        self._closers: dict[int, np.ndarray] = {}
+        self._usable = np.array([b is not None and len(b) > 0 for b in vocab.token_bytes], dtype=bool)
+
+    def allowed(self, state: int) -> np.ndarray:
+        ids = self._allowed.get(state)
+        if ids is None:
+            ids = np.asarray(self.index.get_allowed_tokens(state) or [], dtype=np.int64)
+            ids = ids[ids < len(self._usable)]
+            ids = ids[self._usable[ids]]
+            self._allowed[state] = ids
+        return ids
+
+    def forced(self, state: int) -> int | None:
+        """The longest allowed token when every allowed token is a prefix of it."""
+        if state in self._forced:
+            return self._forced[state]
+        ids = self.allowed(state)
+        choice = None
+        if 0 < len(ids) <= FORCED_SCAN_LIMIT:
+            pieces = [(self.vocab.token_bytes[t], int(t)) for t in ids]
+            longest, tok = max(pieces, key=lambda p: (len(p[0]), -p[1]))
+            if all(longest.startswith(b) for b, _ in pieces):
+                choice = tok
+        self._forced[state] = choice
+        return choice
+
+    def closers(self, state: int) -> np.ndarray:
+        """The shortest way out of a value: close the string, close the array, or say null."""
+        if state in self._closers:
+            return self._closers[state]
+        ids = self.allowed(state)
+        tb = self.vocab.token_bytes
+        if len(ids) >= STRING_STATE_SIZE:
+            picked = [t for t in ids if b'"' in tb[t]]
+        else:
+            picked = [t for t in ids if tb[t][:1] in (b"]", b"n")]
+        out = np.asarray(picked, dtype=np.int64) if picked else ids
+        self._closers[state] = out
+        return out
+
+    def next_state(self, state: int, token: int) -> int | None:
+        return self.index.get_next_state(state, token)
+
+    def is_final(self, state: int) -> bool:
+        return self.index.is_final_state(state)
+
+
+@dataclass
+class DecodeResult:
+    tokens: list[int]
+    probs: list[float]  # probability of each output token under the constrained distribution; 1.0 when forced
+    forced: list[bool]
+    cut: list[bool]  # chosen to close a value early (value limit or token budget)
+    complete: bool  # the schema's final state was reached
+    model_calls: int = 0
+    prompt_tokens: int = 0
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    proposed: int = 0
+    accepted: int = 0
+
+
+def _masked_choice(row: np.ndarray, allowed: np.ndarray) -> tuple[int, float]:
+    scores = row[allowed]
+    best = int(np.argmax(scores))
+    top = scores[best]
+    prob = 1.0 / float(np.sum(np.exp(scores - top)))
+    return int(allowed[best]), prob
+
+
+class Decoder:
+    def __init__(self, session: ModelSession, table: StateTable, speculate_tokens: int = 8, value_limit_bytes: int = 256, top_level_fields: int = 16):
+        self.session = session
+        self.table = table
+        self.speculate_tokens = speculate_tokens
+        self.value_limit_bytes = value_limit_bytes
+        self.closing_reserve = CLOSING_RESERVE_PER_FIELD * top_level_fields
+
+    def _must_close(self, out_bytes: bytearray, produced: int, max_new_tokens: int) -> bool:
+        if produced >= max_new_tokens - self.closing_reserve:
+            return True
+        quote = out_bytes.rfind(b'"')
+        return quote >= 0 and len(out_bytes) - quote - 1 > self.value_limit_bytes
+
+    def _propose(self, out_bytes: bytearray, state: int, source: bytes) -> list[int]:
+        """Tokens that would continue the string value being written, copied from the document."""
+        if self.speculate_tokens <= 0 or not source:
+            return []
+        quote = out_bytes.rfind(b'"')
+        written = bytes(out_bytes[quote + 1 :])
+        if quote < 0 or len(written) < 2 or b'"' in written:
+            return []
+        at = source.find(written)
+        if at < 0:
+            return []
+        rest = source[at + len(written) : at + len(written) + 64]
+        vocab, tokens, pos = self.table.vocab, [], 0
+        while len(tokens) < self.speculate_tokens and pos < len(rest):
+            for size in range(min(vocab.max_token_bytes, len(rest) - pos), 0, -1):
+                tok = vocab.ids_by_bytes.get(rest[pos : pos + size])
+                if tok is None:
+                    continue
+                nxt = self.table.next_state(state, tok)
+                if nxt is not None:
+                    tokens.append(tok)
+                    state, pos = nxt, pos + size
+                    break
+            else:
+                break
+        return tokens
+
+    def decode(self, prompt_ids: list[int], max_new_tokens: int, source: bytes = b"", speculate: bool = True, jump_forward: bool = True) -> DecodeResult:
+        table, session = self.table, self.session
+        t_start = time.perf_counter()
+        mask_s = model_s = 0.0
+        state = table.index.get_initial_state()
+        cache = session.empty_cache()
+        pending = list(prompt_ids)
+        tokens: list[int] = []
+        probs: list[float] = []
+        forced_flags: list[bool] = []
+        cut_flags: list[bool] = []
+        out_bytes = bytearray()
+        calls = proposed = accepted = 0
+        prefill_ms = 0.0
+
+        def emit(tok: int, prob: float, was_forced: bool, was_cut: bool = False) -> None:
+            tokens.append(tok)
+            probs.append(prob)
+            forced_flags.append(was_forced)
+            cut_flags.append(was_cut)
+            out_bytes.extend(table.vocab.token_bytes[tok] or b"")
+
+        while len(tokens) < max_new_tokens and not table.is_final(state):
+            if jump_forward:
+                t0 = time.perf_counter()
+                tok = table.forced(state)
+                mask_s += time.perf_counter() - t0
+                if tok is not None:
+                    emit(tok, 1.0, True)
+                    pending.append(tok)
+                    state = table.next_state(state, tok)
+                    continue
+            closing = self._must_close(out_bytes, len(tokens), max_new_tokens)
+            proposal = self._propose(out_bytes, state, source) if speculate and not closing else []
+            proposal = proposal[: max(0, max_new_tokens - len(tokens) - 1)]
+            t0 = time.perf_counter()
+            logits, cache = session.forward(pending + proposal, cache)
+            elapsed = time.perf_counter() - t0
+            model_s += elapsed
+            if calls == 0:
+                prefill_ms = elapsed * 1000
+            calls += 1
+            proposed += len(proposal)
+            base = len(pending) - 1
+            fed_before = cache.length - len(pending) - len(proposal)
+            taken = 0
+            for j in range(len(proposal) + 1):
+                t0 = time.perf_counter()
+                allowed = table.closers(state) if closing else table.allowed(state)
+                tok, prob = _masked_choice(logits[base + j], allowed)
+                mask_s += time.perf_counter() - t0
+                emit(tok, prob, False, closing)
+                state = table.next_state(state, tok)
+                if j < len(proposal) and tok == proposal[j] and not table.is_final(state) and len(tokens) < max_new_tokens:
+                    taken += 1
+                    continue
+                break
+            accepted += taken
+            cache = cache.truncate(fed_before + len(pending) + taken)
+            pending = [tok]
+        total_ms = (time.perf_counter() - t_start) * 1000
+        return DecodeResult(
+            tokens=tokens,
+            probs=probs,
+            forced=forced_flags,
+            cut=cut_flags,
+            complete=table.is_final(state),
+            model_calls=calls,
+            prompt_tokens=len(prompt_ids),
+            timings_ms={
+                "prefill": prefill_ms,
+                "decode": model_s * 1000 - prefill_ms,
+                "mask": mask_s * 1000,
+                "total": total_ms,
+            },
+            proposed=proposed,
+            accepted=accepted,
+        )

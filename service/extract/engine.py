@@ -1,0 +1,193 @@
+"""The extraction engine: document in, fields with confidence and evidence out.
+
+    prompt → constrained decode → spans → normalise → evidence → confidence
+
+Plain data in and out; the engine holds one onnxruntime session, the
+tokenizer and a state table per document type, and is safe to reuse for many
+documents in one process (not from several threads at once).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import pickle
+import time
+from pathlib import Path
+from typing import Any
+
+from outlines_core import Index
+from outlines_core.json_schema import build_regex_from_schema
+
+from config.settings import Settings
+from service.doctypes import DocumentType, FieldSpec, load_document_types
+from service.extract.artifacts import resolve_model_dir
+from service.extract.confidence import Calibration, raw_confidence
+from service.extract.decoder import Decoder, DecodeResult, StateTable
+from service.extract.evidence import find_span
+from service.extract.prompt import build_prompt, fit_to_budget
+from service.extract.result import Evidence, Extraction, FieldResult
+from service.extract.session import ModelSession
+from service.extract.spans import token_spans, value_spans
+from service.extract.vocabulary import TokenVocabulary
+from service.ingest import IngestedDocument
+from service.normalize import normalize_field
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+META_FILE = "docket-model.json"
+COPIED_KINDS = ("string", "number", "date")  # values the model copies from the text
+
+
+class ModelNotFound(RuntimeError):
+    """No model folder where settings point; ``make model`` builds the default one."""
+
+
+def load_index(doc_type: DocumentType, vocab: TokenVocabulary, cache_dir: Path) -> Index:
+    """The outlines-core index for a schema and tokenizer, built once and kept on disk."""
+    key = hashlib.sha256(doc_type.decode_schema_json.encode()).hexdigest()[:16]
+    path = Path(cache_dir) / f"{doc_type.name}-{key}-{vocab.fingerprint}.index"
+    if path.exists():
+        try:
+            return pickle.loads(path.read_bytes())
+        except Exception:  # a stale or torn cache file is rebuilt, never trusted
+            log.warning("rebuilding unreadable index cache %s", path)
+    index = Index(build_regex_from_schema(doc_type.decode_schema_json, ""), vocab.outlines_vocabulary())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{time.time_ns()}.tmp")
+    tmp.write_bytes(pickle.dumps(index))
+    tmp.replace(path)
+    return index
+
+
+class Engine:
+    def __init__(self, model_dir: Path, settings: Settings):
+        model_dir = Path(model_dir)
+        if not (model_dir / MODEL_FILE).exists():
+            raise ModelNotFound(f"no model at {model_dir}: run `make model` to build the default model")
+        self.model_dir = model_dir
+        self.settings = settings
+        self.meta: dict[str, Any] = json.loads((model_dir / META_FILE).read_text()) if (model_dir / META_FILE).exists() else {}
+        self.model_version: str = self.meta.get("version") or model_dir.name
+        self.calibration = Calibration.from_dict(self.meta.get("calibration"))
+        self.vocab = TokenVocabulary.from_file(model_dir / TOKENIZER_FILE)
+        self.session = ModelSession(model_dir / MODEL_FILE, settings.use_cuda, settings.intra_op_threads)
+        self.doc_types = load_document_types(settings.schema_dir)
+        self._decoders: dict[str, Decoder] = {}
+
+    def decoder(self, doc_type: DocumentType) -> Decoder:
+        if doc_type.name not in self._decoders:
+            index = load_index(doc_type, self.vocab, self.settings.var_dir / "index-cache")
+            self._decoders[doc_type.name] = Decoder(
+                self.session,
+                StateTable(index, self.vocab),
+                speculate_tokens=self.settings.speculate_tokens,
+                top_level_fields=len(doc_type.fields),
+            )
+        return self._decoders[doc_type.name]
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.vocab.encode(text))
+
+    def extract(self, doc_type: DocumentType, document: IngestedDocument, speculate: bool = True) -> Extraction:
+        started = time.perf_counter()
+        pages = document.text.split("\f")
+        fitted = fit_to_budget(pages, self.count_tokens, self.settings.max_prompt_tokens)
+        warnings = []
+        if fitted.omitted_pages:
+            warnings.append(f"pages {', '.join(map(str, fitted.omitted_pages))} left out: context budget")
+        if fitted.cut_page:
+            warnings.append(f"page {fitted.cut_page} truncated at the context budget")
+        prompt_ids = self.vocab.encode(build_prompt(doc_type, fitted.text))
+        result = self.decoder(doc_type).decode(
+            prompt_ids, self.settings.max_new_tokens, fitted.text.encode("utf-8"), speculate=speculate
+        )
+        fields, cut = self._fields(doc_type, document, result)
+        warnings += [f"value of {name} cut off: token cap or value limit" for name in cut]
+        timings = dict(result.timings_ms)
+        timings["total"] = (time.perf_counter() - started) * 1000
+        return Extraction(
+            doc_type=doc_type.name,
+            fields=fields,
+            model_version=self.model_version,
+            timings_ms=timings,
+            tokens={
+                "prompt": result.prompt_tokens,
+                "output": len(result.tokens),
+                "model_calls": result.model_calls,
+                "proposed": result.proposed,
+                "accepted": result.accepted,
+            },
+            warnings=warnings,
+            raw_json=self.vocab.decode_bytes(result.tokens).decode("utf-8", errors="replace"),
+        )
+
+    def _fields(self, doc_type: DocumentType, document: IngestedDocument, result: DecodeResult) -> tuple[dict[str, FieldResult], list[str]]:
+        pieces = [self.vocab.token_bytes[t] or b"" for t in result.tokens]
+        data = b"".join(pieces)
+        parsed = json.loads(data.decode("utf-8"))
+        spans = value_spans(data)
+        tok_spans = token_spans(pieces)
+        cut_fields: list[str] = []
+
+        def probe(span: tuple[int, int]) -> tuple[list[float], bool]:
+            a, b = span
+            probs, was_cut = [], False
+            for (s, e), p, forced, cut in zip(tok_spans, result.probs, result.forced, result.cut):
+                if s < b and e > a:
+                    if not forced:
+                        probs.append(p)
+                    was_cut |= cut
+            return probs, was_cut
+
+        def leaf(spec: FieldSpec, raw: Any, span: tuple[int, int], hint: int) -> tuple[FieldResult, int]:
+            probs, was_cut = probe(span)
+            value = normalize_field(spec, raw)
+            evidence, found = None, False
+            expected = raw is not None and spec.kind in COPIED_KINDS
+            if expected:
+                found_span = find_span(str(raw), document.text, hint)
+                if found_span:
+                    found = True
+                    a, b = found_span
+                    evidence = Evidence(a, b, document.page_of(a), document.text[a:b])
+                    hint = b
+            confidence = 0.0 if was_cut else self.calibration(raw_confidence(probs, expected, found))
+            problems = ["cut_off"] if was_cut else []
+            if raw is not None and value is None:
+                problems.append("unreadable")
+            if was_cut and spec.name not in cut_fields:
+                cut_fields.append(spec.name)
+            return FieldResult(value=value, raw=raw, confidence=confidence, evidence=evidence, problems=problems), hint
+
+        fields: dict[str, FieldResult] = {}
+        for spec in doc_type.fields:
+            raw = parsed.get(spec.name)
+            if spec.kind != "array":
+                fields[spec.name], _ = leaf(spec, raw, spans[spec.name], 0)
+                continue
+            rows, hint = [], 0  # rows follow each other in the text: search onwards
+            for row_raw, row_spans in zip(raw or [], spans[spec.name]):
+                row: dict[str, FieldResult] = {}
+                for item in spec.items:
+                    row[item.name], hint = leaf(item, row_raw.get(item.name), row_spans[item.name], hint)
+                rows.append(row)
+            cells = [cell for row in rows for cell in row.values()]
+            if any("cut_off" in cell.problems for cell in cells) and spec.name not in cut_fields:
+                cut_fields.append(spec.name)
+            # An empty list is as certain as the decision to close it at once.
+            confidence = min(c.confidence for c in cells) if cells else self.calibration(raw_confidence(probe(spans[spec.name].span)[0], False, False))
+            fields[spec.name] = FieldResult(
+                value=[{k: v.value for k, v in r.items()} for r in rows],
+                raw=raw,
+                confidence=confidence,
+                items=rows,
+            )
+        return fields, cut_fields
+
+
+def load_engine(settings: Settings) -> Engine:
+    return Engine(resolve_model_dir(settings), settings)

@@ -1,0 +1,153 @@
+"""Prompt, input compaction and output format: one module for training and serving.
+
+The model sees a compacted document (layout-mode whitespace runs cost tokens
+and time) inside a short chat prompt, and writes compact JSON in the schema's
+key order. Training renders its targets with :func:`render_target` and
+tokenizes them with :func:`tokenize_target`, which follows the same
+longest-allowed-token rule the decoder's jump-forward uses, so the model is
+trained on exactly the token sequences it will be asked to continue.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from service.doctypes import DocumentType
+
+_SPACE_RUN = re.compile(r"[ \t\u00a0]{2,}")
+_BLANK_RUN = re.compile(r"\n{3,}")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def compact_text(text: str) -> str:
+    """Collapse layout whitespace: indentation dropped, column gaps to two spaces, one blank line at most."""
+    text = _CONTROL.sub(" ", text.replace("\r\n", "\n").replace("\f", "\n"))
+    lines = [_SPACE_RUN.sub("  ", line.strip()) for line in text.split("\n")]
+    return _BLANK_RUN.sub("\n\n", "\n".join(lines)).strip()
+
+
+def clean_value(value: str) -> str:
+    """What a string value looks like in a target: one line, single spaces."""
+    return " ".join(_CONTROL.sub(" ", value.replace("\n", " ")).split())
+
+
+@dataclass
+class FittedText:
+    text: str
+    omitted_pages: list[int] = field(default_factory=list)  # 1-based
+    cut_page: int | None = None
+
+
+def fit_to_budget(pages: list[str], count_tokens: Callable[[str], int], budget: int) -> FittedText:
+    """Choose what the model reads when the document is longer than the context budget.
+
+    Page one (parties, numbers, dates) and the last page (totals) matter most,
+    then the rest in order. A page that does not fit whole is left out, except
+    page one, which is cut at a line boundary. Nothing is ever cut silently:
+    the caller gets the omitted and cut pages and reports them.
+    """
+    compacted = [compact_text(p) for p in pages]
+    costs = [count_tokens(p) for p in compacted]
+    if sum(costs) <= budget:
+        return FittedText("\n\n".join(compacted))
+    order = [0] + ([len(pages) - 1] if len(pages) > 1 else []) + list(range(1, len(pages) - 1))
+    chosen, used, cut = set(), 0, None
+    for i in order:
+        if used + costs[i] <= budget:
+            chosen.add(i)
+            used += costs[i]
+    if 0 not in chosen:  # page one alone is too long: keep its head
+        lines = compacted[0].split("\n")
+        while lines and count_tokens("\n".join(lines)) > budget:
+            lines = lines[: max(1, int(len(lines) * 0.8))] if len(lines) > 1 else []
+        compacted[0] = "\n".join(lines)
+        chosen, cut = {0}, 1
+    text = "\n\n".join(compacted[i] for i in sorted(chosen))
+    omitted = [i + 1 for i in range(len(pages)) if i not in chosen]
+    return FittedText(text, omitted, cut)
+
+
+def build_prompt(doc_type: DocumentType, document_text: str) -> str:
+    """The chat prompt up to the point where the model starts writing JSON."""
+    system = f"Extract the {doc_type.name} fields as JSON. {doc_type.description}".strip()
+    return (
+        f"<|im_start|>system\n{system}<|im_end|>\n"
+        f"<|im_start|>user\n{document_text}<|im_end|>\n"
+        f"<|im_start|>assistant\n"
+    )
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _placeholder(spec) -> Any:
+    """A schema-valid stand-in for a value the source does not label (kept out of the loss)."""
+    if spec.kind == "array":
+        return []
+    if spec.nullable:
+        return None
+    if spec.kind == "enum":
+        return spec.enum[0]
+    if spec.kind == "code":
+        raise ValueError(f"{spec.name} must be labelled: no neutral value satisfies its pattern")
+    return ""
+
+
+def render_target(doc_type: DocumentType, target: dict[str, Any], labelled: set[str] | None = None) -> tuple[str, list[tuple[int, int]]]:
+    """Compact JSON in schema order, and the character spans of unlabelled values.
+
+    Unlabelled fields are written as null (or an empty list) so the JSON stays
+    valid, and their spans are returned so training can leave them out of the
+    loss: the model is not taught to say null where a value may exist.
+    """
+    parts, masked, pos = ["{"], [], 1
+    for i, spec in enumerate(doc_type.fields):
+        key = ("," if i else "") + _dump(spec.name) + ":"
+        parts.append(key)
+        pos += len(key)
+        value = target.get(spec.name)
+        if spec.kind == "array":
+            rows = value or []
+            value = [{k: (clean_value(v) if isinstance(v, str) else v) for k, v in row.items()} for row in rows]
+        elif isinstance(value, str):
+            value = clean_value(value)
+        elif value is None:
+            value = _placeholder(spec)
+        text = _dump(value)
+        if labelled is not None and spec.name not in labelled:
+            masked.append((pos, pos + len(text)))
+        parts.append(text)
+        pos += len(text)
+    parts.append("}")
+    return "".join(parts), masked
+
+
+def tokenize_target(text: str, vocab, index) -> list[int]:
+    """Token ids for *text* by the longest token the index allows at each step.
+
+    This is the tokenization the decoder produces where the schema forces the
+    text (jump-forward takes the longest allowed token) and the one the model
+    is trained to produce where it chooses.
+    """
+    data = text.encode("utf-8")
+    ids_by_bytes, longest = vocab.ids_by_bytes, vocab.max_token_bytes
+    state, pos, out = index.get_initial_state(), 0, []
+    while pos < len(data):
+        for size in range(min(longest, len(data) - pos), 0, -1):
+            tok = ids_by_bytes.get(data[pos : pos + size])
+            if tok is None:
+                continue
+            nxt = index.get_next_state(state, tok)
+            if nxt is not None:
+                out.append(tok)
+                state, pos = nxt, pos + size
+                break
+        else:
+            raise ValueError(f"target is not allowed by the schema at byte {pos}: {data[pos:pos + 40]!r}")
+    if not index.is_final_state(state):
+        raise ValueError("target ends before the schema is complete")
+    return out

@@ -1,0 +1,89 @@
+"""Training examples: synthetic documents plus the training split of ../shared/data.
+
+An example is (doc_type, document text, target object, labelled field names).
+The target is exactly what the model should write under the decode schema;
+fields a source does not label are left out of the loss (see
+``service.extract.prompt.render_target``), never taught as null.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from service.splits import split_of
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@dataclass
+class TrainExample:
+    id: str
+    doc_type: str
+    text: str
+    target: dict[str, Any]
+    labelled: set[str] | None = None  # None: every field is labelled
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def sroie_examples(split: str = "train", root: Path = SHARED_DATA) -> Iterator[TrainExample]:
+    """Receipts: vendor name, address, date as printed and total are labelled."""
+    folder = root / "sroie"
+    for row in _read_jsonl(folder / "normalized.jsonl"):
+        if split_of("sroie", row["id"]) != split:
+            continue
+        text = (folder / row["input"]).read_text(encoding="utf-8")
+        target = {k: row.get(k) for k in ("vendor_name", "vendor_address", "invoice_date", "total")}
+        target["currency"] = None
+        labelled = {k for k, v in target.items() if v is not None}
+        yield TrainExample(f"sroie-{row['id']}", "invoice", text, target, labelled)
+
+
+def _entity_text(row: dict, name: str) -> str | None:
+    """The id as it is written in the message (the labels sometimes drop leading zeros)."""
+    value = row.get(name)
+    entity = row.get("entity") or {}
+    if value and entity.get("start") is not None:
+        span = row["text"][entity["start"] : entity["end"]]
+        if span.lstrip("#0") == str(value).lstrip("#0"):
+            return span
+    return value
+
+
+def bitext_examples(split: str = "train", root: Path = SHARED_DATA) -> Iterator[TrainExample]:
+    """Short customer messages: category, and order id / invoice id / name where tagged.
+
+    Bitext is English throughout, so the language is labelled too; ids that are
+    not tagged are unknown (the set tags at most one entity per message), so
+    they stay out of the loss rather than being taught as null.
+    """
+    for row in _read_jsonl(root / "bitext" / "normalized.jsonl"):
+        if split_of("bitext", row["id"]) != split:
+            continue
+        target = {
+            "category": row["category"].lower(),
+            "language": "en",
+            "order_id": _entity_text(row, "order_id"),
+            "invoice_id": _entity_text(row, "invoice_id"),
+            "customer_name": _entity_text(row, "customer_name"),
+        }
+        labelled = {"category", "language"} | {k for k in ("order_id", "invoice_id", "customer_name") if target[k]}
+        yield TrainExample(row["id"], "ticket", row["text"], target, labelled)
+
+
+def synthetic_examples(path: Path) -> Iterator[TrainExample]:
+    """Generated documents (training.synth): every field labelled by construction."""
+    for row in _read_jsonl(path):
+        yield TrainExample(row["id"], row["doc_type"], row["text"], row["target"], None)
+
+
+def sample(items: list, n: int, seed: int) -> list:
+    items = list(items)
+    random.Random(seed).shuffle(items)
+    return items[:n]

@@ -1,0 +1,72 @@
+"""Export a merged Hugging Face model folder to the ONNX model folder Docket serves.
+
+merged fp32 folder → ONNX with past key values (optimum-onnx) → int8 weights
+(onnxruntime dynamic quantization) → tokenizer.json + docket-model.json beside
+it. The serving side needs nothing but that folder.
+
+Usage: python -m training.export MERGED_DIR OUT_DIR [--fp32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+MODEL_FILE = "model.onnx"
+META_FILE = "docket-model.json"
+
+
+def export_onnx(merged_dir: Path, out_dir: Path, quantize: bool = True, meta: dict | None = None) -> Path:
+    """Write ``out_dir`` atomically: a half-exported model is never seen by a worker."""
+    from optimum.exporters.onnx import main_export
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=out_dir.name + ".", dir=out_dir.parent))
+    try:
+        fp32_dir = work / "fp32"
+        main_export(
+            str(merged_dir),
+            output=str(fp32_dir),
+            task="text-generation-with-past",
+            opset=17,
+            device="cpu",
+            no_post_process=False,
+            do_validation=False,
+        )
+        final = work / "final"
+        final.mkdir()
+        if quantize:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            quantize_dynamic(
+                str(fp32_dir / MODEL_FILE),
+                str(final / MODEL_FILE),
+                weight_type=QuantType.QInt8,
+                per_channel=False,
+            )
+        else:
+            for f in fp32_dir.glob("model.onnx*"):
+                shutil.move(str(f), final / f.name)
+        shutil.copy(Path(merged_dir) / "tokenizer.json", final / "tokenizer.json")
+        info = dict(meta or {})
+        info.setdefault("precision", "int8" if quantize else "fp32")
+        (final / META_FILE).write_text(json.dumps(info, indent=2, sort_keys=True))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        final.rename(out_dir)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out_dir
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("merged_dir", type=Path)
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--fp32", action="store_true", help="skip int8 quantization")
+    args = parser.parse_args()
+    print(export_onnx(args.merged_dir, args.out_dir, quantize=not args.fp32))
