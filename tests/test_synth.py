@@ -1,0 +1,151 @@
+"""The synthetic data generator: valid targets, honest labels, determinism, coverage."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from service.doctypes import load_document_types
+from service.ingest import ingest_pdf
+from training.synth import (HELD_OUT_FAMILY, INVOICE_FAMILIES, generate_invoices, generate_receipts,
+                            generate_tickets)
+from training.synth.invoices import raw_values
+from training.synth.parties import iban_is_valid
+
+ROOT = Path(__file__).resolve().parents[1]
+TYPES = load_document_types(ROOT / "config" / "schemas")
+
+
+@pytest.fixture(scope="module")
+def invoices():
+    # two per family, held-out family included, so every layout is checked
+    return list(generate_invoices(2 * len(INVOICE_FAMILIES), seed=7, families=INVOICE_FAMILIES))
+
+
+@pytest.fixture(scope="module")
+def receipts():
+    return list(generate_receipts(60, seed=7))
+
+
+@pytest.fixture(scope="module")
+def tickets():
+    return list(generate_tickets(150, seed=7))
+
+
+def _check_target(ex, doc_type):
+    dt = TYPES[doc_type]
+    jsonschema.validate(ex.target, dt.decode_schema)
+    assert list(ex.target) == [f.name for f in dt.fields]  # schema key order
+    for key, value in ex.target.items():
+        if isinstance(value, str):
+            assert "\n" not in value and value == value.strip(), (ex.id, key, value)
+    jsonschema.validate(ex.labels, dt.schema)
+
+
+def test_invoice_targets_and_labels_validate(invoices, receipts):
+    for ex in invoices + receipts:
+        _check_target(ex, "invoice")
+        assert ex.doc_type == "invoice"
+
+
+def test_ticket_targets_and_labels_validate(tickets):
+    for ex in tickets:
+        _check_target(ex, "ticket")
+        assert ex.doc_type == "ticket"
+
+
+def test_raw_values_appear_verbatim_in_text(invoices, receipts):
+    for ex in invoices + receipts:
+        missing = [(k, v) for k, v in raw_values(ex.target) if v not in ex.text]
+        assert not missing, (ex.id, ex.meta, missing)
+
+
+def test_ticket_values_appear_verbatim(tickets):
+    for ex in tickets:
+        for key in ("customer_name", "customer_email", "order_id", "invoice_id", "product"):
+            value = ex.target[key]
+            assert value is None or value in ex.text, (ex.id, key, value)
+
+
+def test_invoice_text_is_what_serving_reads(invoices):
+    for ex in invoices[:5]:
+        assert ingest_pdf(ex.pdf).text == ex.text
+
+
+def test_labels_are_consistent(invoices):
+    for ex in invoices:
+        lab = ex.labels
+        if lab["subtotal"] is not None:
+            assert abs(sum(i["amount"] for i in lab["line_items"]) - lab["subtotal"]) < 0.005, ex.id
+            assert abs(lab["subtotal"] + lab["tax"] - lab["total"]) < 0.005, ex.id
+        if lab["due_date"]:
+            assert lab["due_date"] >= lab["invoice_date"]
+        if lab["iban"]:
+            assert iban_is_valid(lab["iban"]), lab["iban"]
+        for item in lab["line_items"]:
+            if item["quantity"] is not None:
+                assert abs(item["quantity"] * item["unit_price"] - item["amount"]) < 0.006, (ex.id, item)
+
+
+def test_coverage_families_languages_and_optional_nulls(invoices):
+    assert len(INVOICE_FAMILIES) >= 20
+    assert {ex.meta["family"] for ex in invoices} == set(INVOICE_FAMILIES)
+    many = list(generate_invoices(120, seed=3, keep_pdf=False))
+    assert {ex.meta["language"] for ex in many} >= {"en", "de", "fr", "nl"}
+    assert len({ex.target["currency"] for ex in many}) >= 5
+    for field in ("vendor_tax_id", "buyer_name", "due_date", "purchase_order", "iban", "amount_due"):
+        values = [ex.target[field] for ex in many]
+        assert None in values and any(v is not None for v in values), field
+    assert any(ex.meta["pages"] > 1 for ex in many)
+    assert any(ex.labels["total"] < 0 for ex in many)  # credit notes
+
+
+def test_held_out_family_excluded_by_default():
+    assert HELD_OUT_FAMILY in INVOICE_FAMILIES
+    fams = {ex.meta["family"] for ex in generate_invoices(2 * len(INVOICE_FAMILIES), seed=1, keep_pdf=False)}
+    assert HELD_OUT_FAMILY not in fams
+    assert len(fams) == len(INVOICE_FAMILIES) - 1
+
+
+def test_every_ticket_category_language_priority_sentiment(tickets):
+    enum = TYPES["ticket"].field("category").enum
+    assert {ex.target["category"] for ex in tickets} == set(enum)
+    assert {ex.target["language"] for ex in tickets} == {"en", "de"}
+    assert {ex.target["priority"] for ex in tickets} == {"low", "medium", "high", "urgent"}
+    assert {ex.target["sentiment"] for ex in tickets} == {"negative", "neutral", "positive"}
+    for field in ("customer_name", "customer_email", "order_id", "invoice_id", "product"):
+        values = [ex.target[field] for ex in tickets]
+        assert None in values and any(v is not None for v in values), field
+    words = [len(ex.text.split()) for ex in tickets]
+    assert max(words) <= 150
+
+
+def _digest(examples) -> str:
+    h = hashlib.sha256()
+    for ex in examples:
+        h.update(json.dumps(ex.to_json(), sort_keys=True).encode())
+        h.update(ex.pdf or b"")
+    return h.hexdigest()
+
+
+def test_same_seed_same_bytes():
+    assert _digest(generate_invoices(6, seed=11)) == _digest(generate_invoices(6, seed=11))
+    assert _digest(generate_invoices(6, seed=11)) != _digest(generate_invoices(6, seed=12))
+    assert _digest(generate_tickets(20, seed=11)) == _digest(generate_tickets(20, seed=11))
+    assert _digest(generate_receipts(20, seed=11)) == _digest(generate_receipts(20, seed=11))
+
+
+def test_cli_writes_jsonl(tmp_path):
+    out = tmp_path / "t.jsonl"
+    subprocess.run([sys.executable, "-m", "training.synth", "--kind", "invoice", "--n", "3", "--seed", "1",
+                    "--out", str(out), "--pdf-dir", str(tmp_path / "pdf")], check=True, cwd=ROOT)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 3 and {"id", "doc_type", "text", "target", "labels"} <= set(rows[0])
+    assert len(list((tmp_path / "pdf").glob("*.pdf"))) == 3
