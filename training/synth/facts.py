@@ -46,7 +46,7 @@ class Options:
     """What a layout family asks of the facts."""
 
     min_items: int = 2
-    max_items: int = 8
+    max_items: int = 6
     credit_note: bool = False
     discount: bool = False
     multi_tax: bool = False
@@ -136,9 +136,12 @@ def build_invoice(rng: random.Random, opts: Options, languages: tuple[str, ...])
         loc = rng.choice(pool)
     lang = loc.lang
     w = pick_words(lang, rng)
+    if loc.country == "US":  # American invoices charge sales tax and show an EIN, not VAT
+        w.update(tax=rng.choice(["Sales tax", "Tax"]), tax_total="Total tax", vat_id=rng.choice(["EIN", "Tax ID", "Federal Tax ID"]),
+                 subtotal=rng.choice(["Subtotal", "Sub-total"]), total=rng.choice(["Total", "TOTAL", "Total due", "Invoice total"]))
     seed = rng.getrandbits(32)
     vendor = make_party(loc.code, seed)
-    buyer_loc = loc.code if rng.random() < 0.8 else rng.choice(list(LOCALES))
+    buyer_loc = loc.code if rng.random() < 0.8 or loc.country == "US" else rng.choice(list(LOCALES))
     buyer = make_party(buyer_loc, seed + 1, company=rng.random() < 0.8) if rng.random() < 0.9 else None
     if buyer is not None and buyer_loc != loc.code and LOCALES[buyer_loc].lang != lang:
         buyer = make_party(loc.code, seed + 2, company=True)
@@ -153,8 +156,8 @@ def build_invoice(rng: random.Random, opts: Options, languages: tuple[str, ...])
     issue = dt.date(2022, 1, 1) + dt.timedelta(days=rng.randint(0, 1400))
     date_style = rng.choice(loc.date_styles)
     terms = rng.choice([7, 10, 14, 14, 30, 30, 30, 45, 60])
-    due = issue + dt.timedelta(days=terms) if rng.random() < 0.65 else None
     credit = opts.credit_note
+    due = issue + dt.timedelta(days=terms) if rng.random() < 0.65 and not credit else None
     number = _invoice_number(rng, issue.year, credit) if rng.random() < 0.97 else None
     po = _po(rng) if rng.random() < 0.45 else None
 
@@ -170,7 +173,12 @@ def build_invoice(rng: random.Random, opts: Options, languages: tuple[str, ...])
     lines: list[Line] = []
     for desc, lo, hi, fractional in chosen:
         unit = q2(Decimal(str(round(rng.uniform(lo, hi), rng.choice([0, 2, 2])))) * price_mult)
-        qty = Decimal(rng.choice(["0.5", "1.5", "2.5", "3.25", "4", "7.5", "1", "2", "8"])) if fractional else Decimal(rng.choice([1, 1, 1, 2, 2, 3, 4, 5, 6, 10, 12, 20, 25, 50]))
+        if fractional:
+            qty = Decimal(rng.choice(["0.5", "1.5", "2.5", "3.25", "4", "7.5", "1", "2", "8"]))
+        elif unit > 150 * price_mult:  # expensive things are bought in ones and twos
+            qty = Decimal(rng.choice([1, 1, 1, 2, 3]))
+        else:
+            qty = Decimal(rng.choice([1, 1, 1, 2, 2, 3, 4, 5, 6, 10, 12, 20, 25, 50]))
         qty = qty * sign
         rate = Decimal(str(rates[1] if opts.multi_tax and rng.random() < 0.4 else rates[0]))
         lines.append(Line(desc, qty, unit, q2(qty * unit), rate))

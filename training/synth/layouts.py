@@ -20,7 +20,7 @@ CURRENCY_NOTE = {"en": "All amounts in {c}", "de": "Alle Beträge in {c}", "fr":
 POS = {"en": "Pos.", "de": "Pos.", "fr": "N°", "nl": "Nr."}
 ART = {"en": "SKU", "de": "Art.-Nr.", "fr": "Réf.", "nl": "Art.nr."}
 HOURS = {"en": "Hours", "de": "Std.", "fr": "Heures", "nl": "Uren"}
-ORIGINAL = {"en": "Relates to invoice", "de": "Bezug: Rechnung", "fr": "Concerne la facture", "nl": "Betreft factuur"}
+ORIGINAL = {"en": "Relates to invoice", "de": "Zu Rechnung", "fr": "Concerne la facture", "nl": "Betreft factuur"}
 REMIT = {"en": "REMITTANCE ADVICE - please return with your payment", "de": "ZAHLUNGSABSCHNITT",
          "fr": "TALON DE PAIEMENT - à joindre à votre règlement", "nl": "BETAALSTROOK"}
 PAYEE = {"en": "Payee", "de": "Empfänger", "fr": "Bénéficiaire", "nl": "Begunstigde"}

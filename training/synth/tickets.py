@@ -151,7 +151,7 @@ def build_ticket(rng: random.Random, intent_index: int, lang: str) -> tuple[str,
         intro = intro if greeting else intro[0].upper() + intro[1:]
     if not intro and not greeting:
         body = body[0].upper() + body[1:]
-    fillers = rng.sample(FILLER[lang], rng.choice([0, 1, 1, 2, 2, 3]))
+    fillers = rng.sample(FILLER[lang], rng.choice([1, 1, 2, 2, 3]))
     text_body = " ".join([intro + body] + fillers)
     sent_cue = rng.choice(SENTIMENT_CUES[sentiment][lang])
     prio_cue = rng.choice(PRIORITY_CUES[priority][lang])
