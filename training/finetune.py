@@ -43,7 +43,7 @@ class TrainConfig:
     lr: float = 1e-3
     warmup_steps: int = 20
     epochs: float = 1.0
-    max_prompt_tokens: int = 900
+    max_prompt_tokens: int = 1024
     threads: int = 2
     log_every: int = 10
 

@@ -169,6 +169,17 @@ class Decoder:
         calls = proposed = accepted = 0
         prefill_ms = 0.0
 
+        def run_model(ids: list[int], kv):
+            nonlocal model_s, prefill_ms, calls
+            t0 = time.perf_counter()
+            out = session.forward(ids, kv)
+            elapsed = time.perf_counter() - t0
+            model_s += elapsed
+            if calls == 0:
+                prefill_ms = elapsed * 1000
+            calls += 1
+            return out
+
         def emit(tok: int, prob: float, was_forced: bool, was_cut: bool = False) -> None:
             tokens.append(tok)
             probs.append(prob)
@@ -177,31 +188,28 @@ class Decoder:
             out_bytes.extend(table.vocab.token_bytes[tok] or b"")
 
         while len(tokens) < max_new_tokens and not table.is_final(state):
-            if jump_forward:
-                t0 = time.perf_counter()
-                tok = table.forced(state)
-                mask_s += time.perf_counter() - t0
-                if tok is not None:
-                    emit(tok, 1.0, True)
-                    pending.append(tok)
-                    state = table.next_state(state, tok)
-                    continue
+            t0 = time.perf_counter()
+            tok = table.forced(state)
+            mask_s += time.perf_counter() - t0
+            if tok is not None:
+                if not jump_forward:  # the step-by-step reference: one model call per token
+                    _, cache = run_model(pending, cache)
+                    pending = []
+                emit(tok, 1.0, True)
+                pending.append(tok)
+                state = table.next_state(state, tok)
+                continue
             closing = self._must_close(out_bytes, len(tokens), max_new_tokens)
             proposal = self._propose(out_bytes, state, source) if speculate and not closing else []
             proposal = proposal[: max(0, max_new_tokens - len(tokens) - 1)]
-            t0 = time.perf_counter()
-            logits, cache = session.forward(pending + proposal, cache)
-            elapsed = time.perf_counter() - t0
-            model_s += elapsed
-            if calls == 0:
-                prefill_ms = elapsed * 1000
-            calls += 1
+            logits, cache = run_model(pending + proposal, cache)
             proposed += len(proposal)
             base = len(pending) - 1
             fed_before = cache.length - len(pending) - len(proposal)
             taken = 0
             for j in range(len(proposal) + 1):
                 t0 = time.perf_counter()
+                closing = closing or self._must_close(out_bytes, len(tokens), max_new_tokens)
                 allowed = table.closers(state) if closing else table.allowed(state)
                 tok, prob = _masked_choice(logits[base + j], allowed)
                 mask_s += time.perf_counter() - t0

@@ -1,0 +1,88 @@
+"""Decoder invariants on the tiny real model (random weights, real tokenizer, real ONNX).
+
+Whatever the model says, the output parses and validates against the
+schema; jump-forward and copy speculation change how often the model is
+called, never what is written.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from config.settings import Settings
+from service.doctypes import load_document_types
+from service.extract.decoder import Decoder, StateTable
+from service.extract.engine import load_index
+from service.extract.prompt import build_prompt, compact_text
+from service.extract.session import ModelSession
+from service.extract.vocabulary import TokenVocabulary
+
+DOC_TYPES = load_document_types(Settings().schema_dir)
+
+TEXTS = [
+    "Hello, my order #A-7781 never arrived and I want a refund now!\nRegards, Maria Lopez maria@example.com",
+    "Guten Tag, Rechnung RE-2024-0042 ist doppelt abgebucht worden. Bitte sofort prüfen. Jan Becker",
+    "INVOICE 10023\nACME Tools Ltd, 12 High Street, Leeds\nDate: 14/03/2024\nWidget  2  x 12.50  25.00\nTotal EUR 25.00",
+]
+
+
+@pytest.fixture(scope="module")
+def parts(tiny_model_dir: Path, tmp_path_factory):
+    vocab = TokenVocabulary.from_file(tiny_model_dir / "tokenizer.json")
+    session = ModelSession(tiny_model_dir / "model.onnx")
+    cache = tmp_path_factory.mktemp("index-cache")
+    decoders = {
+        name: Decoder(session, StateTable(load_index(dt, vocab, cache), vocab), top_level_fields=len(dt.fields))
+        for name, dt in DOC_TYPES.items()
+    }
+    return vocab, decoders
+
+
+def _decode(parts, doc_type: str, text: str, **kwargs):
+    vocab, decoders = parts
+    ids = vocab.encode(build_prompt(DOC_TYPES[doc_type], compact_text(text)))
+    result = decoders[doc_type].decode(ids, 300, text.encode(), **kwargs)
+    return result, vocab.decode_bytes(result.tokens).decode("utf-8")
+
+
+@pytest.mark.parametrize("doc_type", sorted(DOC_TYPES))
+@pytest.mark.parametrize("text", TEXTS)
+def test_output_always_parses_and_validates(parts, doc_type, text):
+    result, out = _decode(parts, doc_type, text)
+    assert result.complete
+    jsonschema.validate(json.loads(out), DOC_TYPES[doc_type].decode_schema)
+
+
+@pytest.mark.parametrize("doc_type", sorted(DOC_TYPES))
+@pytest.mark.parametrize("text", TEXTS)
+def test_jump_forward_and_speculation_write_what_step_by_step_writes(parts, doc_type, text):
+    reference, _ = _decode(parts, doc_type, text, jump_forward=False, speculate=False)
+    fast, _ = _decode(parts, doc_type, text, jump_forward=True, speculate=True)
+    assert fast.tokens == reference.tokens
+    assert fast.model_calls < reference.model_calls
+
+
+def test_speculation_accepts_copied_text_and_keeps_the_output(parts):
+    """A document that repeats one phrase: copying it is what the tiny model's loop does."""
+    vocab, decoders = parts
+    text = " ny" * 200
+    plain, _ = _decode(parts, "ticket", text, speculate=False)
+    fast, _ = _decode(parts, "ticket", text, speculate=True)
+    assert fast.tokens == plain.tokens
+    assert fast.accepted > 0
+    assert fast.model_calls < plain.model_calls
+
+
+def test_token_cap_is_handled_on_purpose(parts):
+    """A tight budget still yields valid JSON, with the cut tokens flagged."""
+    vocab, decoders = parts
+    ids = vocab.encode(build_prompt(DOC_TYPES["invoice"], TEXTS[2]))
+    result = decoders["invoice"].decode(ids, 200, b"")
+    out = vocab.decode_bytes(result.tokens).decode()
+    assert result.complete and len(result.tokens) <= 200
+    jsonschema.validate(json.loads(out), DOC_TYPES["invoice"].decode_schema)
+    assert any(result.cut)

@@ -1,0 +1,139 @@
+"""Reproduce the default model's adapter from scratch: `docket train --bootstrap`.
+
+    synthetic invoices, receipts and tickets  ┐
+    + training split of ../shared/data        ┴→ LoRA fine-tune (seeded)
+    → merge → ONNX int8 → calibrate on a validation split → adapter + calibration.json
+
+The validation split is made of documents the run does not train on (further
+synthetic documents, and training-split documents left out of the sample);
+the evaluation split of ../shared/data is never touched here.
+
+Usage: python -m training.bootstrap [--out artifacts/bootstrap] [--install]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from config.settings import ROOT, Settings, get_settings
+from service.extract.artifacts import DEFAULT_ADAPTER_DIR
+from service.extract.engine import Engine
+from service.ingest import IngestedDocument
+from service.splits import split_of
+from training import synth
+from training.build_default import build_model
+from training.calibrate import calibrate, collect_outcomes
+from training.dataset import SHARED_DATA, TrainExample, bitext_examples, sroie_examples
+from training.finetune import TrainConfig, train
+
+
+@dataclass
+class BootstrapConfig:
+    seed: int = 1337
+    synthetic_invoices: int = 180
+    synthetic_receipts: int = 40
+    synthetic_tickets: int = 150
+    sroie: int = 120
+    bitext_with_entity: int = 250
+    bitext_plain: int = 200
+    validation_synthetic: int = 30
+    validation_shared: int = 60
+
+
+def _synthetic(cfg: BootstrapConfig, seed: int, invoices: int, receipts: int, tickets: int) -> list[dict]:
+    rows = []
+    for gen in (
+        synth.generate_invoices(invoices, seed),
+        synth.generate_receipts(receipts, seed + 1),
+        synth.generate_tickets(tickets, seed + 2),
+    ):
+        for ex in gen:
+            rows.append({"id": ex.id, "doc_type": ex.doc_type, "text": ex.text, "target": ex.target, "labels": ex.labels})
+    return rows
+
+
+def compose(cfg: BootstrapConfig) -> tuple[list[TrainExample], list[dict]]:
+    """Training examples and the synthetic validation rows (in normalized.jsonl form)."""
+    rng = random.Random(cfg.seed)
+    examples = [TrainExample(r["id"], r["doc_type"], r["text"], r["target"], None) for r in _synthetic(cfg, cfg.seed, cfg.synthetic_invoices, cfg.synthetic_receipts, cfg.synthetic_tickets)]
+    sroie = list(sroie_examples("train"))
+    rng.shuffle(sroie)
+    examples += sroie[: cfg.sroie]
+    bitext = list(bitext_examples("train"))
+    rng.shuffle(bitext)
+    tagged = [b for b in bitext if len(b.labelled or ()) > 2]
+    plain = [b for b in bitext if len(b.labelled or ()) <= 2]
+    examples += tagged[: cfg.bitext_with_entity] + plain[: cfg.bitext_plain]
+    rng.shuffle(examples)
+    validation = _synthetic(cfg, cfg.seed + 1000, cfg.validation_synthetic, cfg.validation_synthetic // 3, cfg.validation_synthetic)
+    return examples, validation
+
+
+def _trained_ids(examples: list[TrainExample]) -> set[str]:
+    return {e.id for e in examples}
+
+
+def run(out_dir: Path, cfg: BootstrapConfig, install: bool = False, train_cfg: TrainConfig | None = None) -> Path:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    examples, validation = compose(cfg)
+    with (out_dir / "examples.jsonl").open("w") as f:
+        for e in examples:
+            f.write(json.dumps({"id": e.id, "doc_type": e.doc_type, "text": e.text, "target": e.target, "labelled": sorted(e.labelled) if e.labelled is not None else None}, ensure_ascii=False) + "\n")
+    valid_path = out_dir / "validation-synthetic.jsonl"
+    with valid_path.open("w") as f:
+        for r in validation:
+            f.write(json.dumps({"id": r["id"], "doc_type": r["doc_type"], "text": r["text"], **r["labels"]}, ensure_ascii=False) + "\n")
+    print(f"{len(examples)} training examples, {len(validation)} synthetic validation documents", flush=True)
+
+    adapter = train(examples, out_dir / "adapter", train_cfg or TrainConfig(seed=cfg.seed))
+    model_dir = build_model(adapter, out_dir / "model-uncalibrated", "bootstrap-uncalibrated")
+
+    settings = get_settings()
+    engine = Engine(model_dir, Settings(**{**settings.model_dump(), "model_dir": model_dir}))
+    trained = _trained_ids(examples)
+
+    def extract(doc_type: str, source) -> object:
+        text = Path(source).read_text(encoding="utf-8") if isinstance(source, Path) else source
+        doc = IngestedDocument(text=text, media_type="text/plain", page_count=text.count("\f") + 1)
+        return engine.extract(engine.doc_types[doc_type], doc)
+
+    def held_back(dataset: str):
+        def include(e) -> bool:
+            prefixed = f"sroie-{e.id}" if dataset == "sroie" else e.id
+            return split_of(dataset, e.id) == "train" and prefixed not in trained
+        return include
+
+    outcomes = collect_outcomes(
+        extract,
+        [
+            (valid_path, None),
+            (SHARED_DATA / "sroie" / "normalized.jsonl", held_back("sroie")),
+            (SHARED_DATA / "bitext" / "normalized.jsonl", held_back("bitext")),
+        ],
+        limit=cfg.validation_shared,
+    )
+    result = calibrate(outcomes)
+    result["bootstrap"] = {**asdict(cfg), "minutes": round((time.time() - started) / 60, 1)}
+    (adapter / "calibration.json").write_text(json.dumps(result, indent=2, sort_keys=True))
+    print(json.dumps(result["validation"]), flush=True)
+    if install:
+        DEFAULT_ADAPTER_DIR.mkdir(parents=True, exist_ok=True)
+        for name in ("adapter_config.json", "adapter_model.safetensors", "calibration.json", "train_config.json"):
+            shutil.copy(adapter / name, DEFAULT_ADAPTER_DIR / name)
+    return adapter
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "bootstrap")
+    parser.add_argument("--install", action="store_true", help="copy the adapter into training/adapters/default")
+    args = parser.parse_args()
+    print(run(args.out, BootstrapConfig(), install=args.install))
