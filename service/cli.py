@@ -25,6 +25,7 @@ from service.exceptions import DocketError
 from service.extract.engine import ModelNotFound
 from service.models import SCOPES, ApiKey
 from service.queue import QUEUES, connect_redis, start_embedded_redis
+from service.cli_engine import COMMANDS as ENGINE_COMMANDS
 from service.tasks import get_engine, init_runtime, make_worker
 
 
@@ -167,6 +168,10 @@ def run(host: str, port: int) -> None:
         if server is not None:
             stop_embedded_redis(server)
         click.echo("stopped", err=True)
+
+
+for _command in ENGINE_COMMANDS:
+    main.add_command(_command)
 
 
 if __name__ == "__main__":
