@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from .catalog import CATALOG, VAT_RATES
-from .locales import CURRENCY_SYMBOL, LANG_LOCALES, LOCALES, Locale, fmt_date, fmt_number, fmt_quantity, q2
+from .locales import CURRENCY_SYMBOL, LANG_LOCALES, LOCALE_WEIGHT, LOCALES, Locale, fmt_date, fmt_number, fmt_quantity, q2
 from .parties import Party, group4, make_iban, make_party, make_vat_id
 from .words import pick_words
 
@@ -132,8 +132,8 @@ def build_invoice(rng: random.Random, opts: Options, languages: tuple[str, ...])
         loc = LOCALES["en_US"]
     else:
         lang = rng.choice(languages)
-        pool = [l for l in LANG_LOCALES[lang] if l.code != "en_US" or "en" == lang]
-        loc = rng.choice(pool)
+        pool = LANG_LOCALES[lang]
+        loc = rng.choices(pool, [LOCALE_WEIGHT[l.code] for l in pool])[0]
     lang = loc.lang
     w = pick_words(lang, rng)
     if loc.country == "US":  # American invoices charge sales tax and show an EIN, not VAT

@@ -97,6 +97,8 @@ def generate_invoices(n: int, seed: int, families: Iterable[str] | None = None,
     """*n* invoices; by default every family except :data:`HELD_OUT_FAMILY`."""
     fams = list(families) if families is not None else [f for f in INVOICE_FAMILIES if f != HELD_OUT_FAMILY]
     langs = tuple(languages) if languages is not None else LANGUAGES
+    if "en" not in langs:  # the US family is English by nature
+        fams = [f for f in fams if not FAMILY_BY_NAME[f].options.us] or fams
     for i in range(n):
         fam = FAMILY_BY_NAME[fams[(i + seed) % len(fams)]]
         for attempt in range(8):
