@@ -1,0 +1,98 @@
+"""The engine end to end: the tiny model for mechanics, the built default model for answers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from config.settings import Settings
+from service.extract.artifacts import default_model_dir
+from service.extract.engine import Engine, ModelNotFound
+from service.ingest import IngestedDocument, ingest_pdf
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="module")
+def tiny_engine(tiny_model_dir: Path, tmp_path_factory) -> Engine:
+    var = tmp_path_factory.mktemp("var")
+    return Engine(tiny_model_dir, Settings(var_dir=var, model_dir=tiny_model_dir, max_new_tokens=300))
+
+
+def text_doc(text: str) -> IngestedDocument:
+    return IngestedDocument(text=text, media_type="text/plain", page_count=text.count("\f") + 1)
+
+
+def test_every_field_comes_back_with_confidence_and_the_schema_holds(tiny_engine: Engine):
+    doc_type = tiny_engine.doc_types["invoice"]
+    result = tiny_engine.extract(doc_type, ingest_pdf((SHARED / "invoice2data" / "AmazonWebServices.pdf").read_bytes()))
+    assert list(result.fields) == [f.name for f in doc_type.fields]
+    for f in result.fields.values():
+        assert 0.0 <= f.confidence <= 1.0
+    jsonschema.validate(json.loads(result.raw_json), doc_type.decode_schema)
+    assert result.tokens["model_calls"] < result.tokens["output"]
+    assert result.model_version.startswith("tiny-")
+
+
+def test_a_document_longer_than_the_context_budget_is_reported_not_silently_cut(tiny_engine: Engine, tmp_path):
+    small = Engine(tiny_engine.model_dir, Settings(var_dir=tmp_path, model_dir=tiny_engine.model_dir, max_prompt_tokens=200, max_new_tokens=300))
+    pages = "\f".join(f"Page {i}\n" + "Widget line 12.00\n" * 40 for i in range(1, 5))
+    result = small.extract(small.doc_types["invoice"], text_doc(pages))
+    assert any("left out" in w or "truncated" in w for w in result.warnings)
+
+
+def test_evidence_names_the_page(tiny_engine: Engine):
+    doc = IngestedDocument(text="first page\n\f\nsecond page total 99.00", media_type="text/plain", page_count=2, page_starts=[0, 13])
+    assert doc.page_of(doc.text.index("99.00")) == 2
+
+
+def test_a_missing_model_says_how_to_build_it(tmp_path):
+    with pytest.raises(ModelNotFound, match="make model"):
+        Engine(tmp_path / "nowhere", Settings(var_dir=tmp_path))
+
+
+def test_the_serving_path_never_imports_torch(tmp_path):
+    code = (
+        "import sys\n"
+        "from service.app import create_app\n"
+        "import service.tasks, service.extract.engine, service.cli\n"
+        "bad = sorted(m for m in ('torch', 'transformers', 'optimum', 'peft') if m in sys.modules)\n"
+        "assert not bad, bad\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "DOCKET_VAR_DIR": str(tmp_path), "HOME": str(Path.home())}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=Path(__file__).resolve().parents[1])
+
+
+# --- the built default model -------------------------------------------------
+
+DEFAULT_MODEL = default_model_dir(Settings())
+needs_default = pytest.mark.skipif(not (DEFAULT_MODEL / "model.onnx").exists(), reason="default model not built: run `make model`")
+
+
+@pytest.fixture(scope="module")
+def default_engine(tmp_path_factory) -> Engine:
+    return Engine(DEFAULT_MODEL, Settings(var_dir=tmp_path_factory.mktemp("var")))
+
+
+@needs_default
+@pytest.mark.slow
+def test_the_default_model_reads_vendor_and_total_from_a_real_invoice(default_engine: Engine):
+    doc = ingest_pdf((SHARED / "invoice2data" / "AmazonWebServices.pdf").read_bytes())
+    result = default_engine.extract(default_engine.doc_types["invoice"], doc)
+    assert "amazon web services" in result.fields["vendor_name"].value.lower()
+    assert result.fields["total"].value == pytest.approx(4.11)
+    assert result.fields["total"].evidence is not None
+
+
+@needs_default
+@pytest.mark.slow
+def test_the_default_model_reads_an_order_id_from_a_ticket(default_engine: Engine):
+    doc = text_doc("Hi, I still have not received order #A-77812 and it's been two weeks. Please help! Tom")
+    result = default_engine.extract(default_engine.doc_types["ticket"], doc)
+    assert result.fields["order_id"].value.lstrip("#") == "A-77812"
+    assert result.fields["category"].value in ("order", "delivery", "shipping_address")

@@ -1,0 +1,105 @@
+"""The shared prompt/target module, spans, evidence and calibration: pure pieces of the engine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from config.settings import Settings
+from service.doctypes import load_document_types
+from service.extract.confidence import Calibration, raw_confidence
+from service.extract.evidence import find_span
+from service.extract.prompt import clean_value, compact_text, fit_to_budget, render_target, tokenize_target
+from service.extract.spans import token_spans, value_spans
+
+DOC_TYPES = load_document_types(Settings().schema_dir)
+
+
+def test_compaction_keeps_words_and_line_structure_but_drops_layout_whitespace():
+    text = "      INVOICE          No 42\n\n\n\n  Total:        1.234,56 EUR   \n\fPage 2"
+    assert compact_text(text) == "INVOICE  No 42\n\nTotal:  1.234,56 EUR\n\nPage 2"  # a page break reads as a blank line
+
+
+def test_fit_to_budget_keeps_first_and_last_pages_and_says_what_it_left_out():
+    pages = [f"page {i} " + "word " * 50 for i in range(1, 6)]
+    fitted = fit_to_budget(pages, lambda t: len(t.split()), budget=120)
+    assert fitted.text.startswith("page 1") and "page 5" in fitted.text
+    assert fitted.omitted_pages == [2, 3, 4]
+
+
+def test_fit_to_budget_cuts_an_oversized_first_page_at_a_line_boundary():
+    page = "\n".join(f"line {i} with some words" for i in range(100))
+    fitted = fit_to_budget([page], lambda t: len(t.split()), budget=50)
+    assert fitted.cut_page == 1 and len(fitted.text.split()) <= 50
+    assert fitted.text.endswith("words")
+
+
+def test_rendered_target_is_schema_valid_compact_json_with_unlabelled_values_masked():
+    doc_type = DOC_TYPES["ticket"]
+    target = {"customer_name": "Ana\nLopez", "category": "refund", "language": "en", "order_id": "A-1"}
+    text, masked = render_target(doc_type, target, labelled={"category", "language", "order_id"})
+    obj = json.loads(text)
+    jsonschema.validate(obj, doc_type.decode_schema)
+    assert list(obj) == [f.name for f in doc_type.fields]
+    assert obj["customer_name"] == "Ana Lopez"  # one line
+    masked_text = [text[a:b] for a, b in masked]
+    assert '"Ana Lopez"' in masked_text and '"refund"' not in masked_text
+
+
+def test_target_tokenization_round_trips_and_respects_the_schema(tiny_model_dir: Path):
+    from service.extract.engine import load_index
+    from service.extract.vocabulary import TokenVocabulary
+
+    vocab = TokenVocabulary.from_file(tiny_model_dir / "tokenizer.json")
+    doc_type = DOC_TYPES["invoice"]
+    index = load_index(doc_type, vocab, tiny_model_dir.parent / "ic")
+    target = {"vendor_name": "Müller & Söhne GmbH", "invoice_date": "14. März 2024", "total": "1.234,56",
+              "line_items": [{"description": 'Bolt "M8"', "quantity": "2", "unit_price": "1,00", "amount": "2,00"}]}
+    text, _ = render_target(doc_type, target)
+    ids = tokenize_target(text, vocab, index)
+    assert vocab.decode_bytes(ids).decode("utf-8") == text
+    with pytest.raises(ValueError):
+        tokenize_target(text.replace('"total"', '"totl"'), vocab, index)
+
+
+def test_value_spans_point_at_each_value():
+    out = '{"a":"x, \\"y\\"","b":null,"c":[{"d":"1"},{"d":"2"}],"e":[]}'.encode()
+    spans = value_spans(out)
+    assert out[slice(*spans["a"])] == b'"x, \\"y\\""'
+    assert out[slice(*spans["b"])] == b"null"
+    assert [out[slice(*row["d"])] for row in spans["c"]] == [b'"1"', b'"2"']
+    assert out[slice(*spans["e"].span)] == b"[]"
+    assert token_spans([b"ab", b"c"]) == [(0, 2), (2, 3)]
+
+
+def test_evidence_is_found_exactly_then_loosely_and_after_the_hint():
+    text = "Total 12.00\nACME  Tools\nLtd\nTotal 12.00"
+    assert find_span("12.00", text) == (6, 11)
+    assert find_span("12.00", text, start_hint=12) == (text.rindex("12.00"), len(text))
+    a, b = find_span("acme tools, ltd", text)
+    assert text[a:b] == "ACME  Tools\nLtd"
+    assert find_span("Globex", text) is None
+
+
+@given(st.lists(st.floats(0, 1), min_size=2, max_size=20, unique=True), st.floats(0, 1), st.floats(0, 1))
+@settings(max_examples=200, deadline=None)
+def test_calibration_is_monotone_and_bounded(xs, a, b):
+    xs = sorted(xs)
+    ys = sorted(x * 0.9 for x in xs)
+    cal = Calibration(xs, ys)
+    lo, hi = sorted((a, b))
+    assert 0.0 <= cal(lo) <= cal(hi) <= 1.0
+
+
+def test_raw_confidence_is_the_weakest_token_and_doubts_unfound_values():
+    assert raw_confidence([0.9, 0.6, 0.99], evidence_expected=False, evidence_found=False) == pytest.approx(0.6)
+    assert raw_confidence([0.9], evidence_expected=True, evidence_found=False) == pytest.approx(0.45)
+    assert raw_confidence([], evidence_expected=True, evidence_found=True) == 1.0
+
+
+def test_clean_value_is_one_line():
+    assert clean_value("  a\n b\t c ") == "a b c"
