@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     max_new_tokens: int = 640
     speculate_tokens: int = 8
 
+    # Validation and routing.
+    rule_tolerance: float = 0.02  # currency units a sum rule may be off by (rounding)
+    rule_penalty: float = 0.5  # factor applied to the confidence of fields a failed rule involves
+    target_precision: float = 0.99  # per-field thresholds are chosen to reach this precision
+    default_threshold: float = 0.9  # for fields the active model has no threshold for
+
     # Ingestion limits.
     max_upload_bytes: int = 20 * 1024 * 1024
     max_pages: int = 50
