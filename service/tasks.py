@@ -23,6 +23,7 @@ from typing import Any
 from redis import Redis
 from rq import Callback, Queue, Retry, SimpleWorker, get_current_job
 from rq.job import Job
+from rq.timeouts import JobTimeoutException
 
 from config.settings import Settings, get_settings
 from service.db import Database
@@ -155,8 +156,15 @@ def process_document(document_id: str) -> dict[str, Any]:
             started = time.perf_counter()
             extraction = engine.extract(doc_type, to_ingested(doc))
             latency_ms = (time.perf_counter() - started) * 1000.0
-            failures = validate(doc_type, extraction.values())
-            decision = decide(doc_type, extraction, failures, has_text_layer=doc.has_text_layer)
+            settings = runtime.settings
+            failures = validate(doc_type, extraction.values(), tolerance=settings.rule_tolerance)
+            decision = decide(
+                doc_type,
+                extraction,
+                failures,
+                default_threshold=settings.default_threshold,
+                has_text_layer=doc.has_text_layer,
+            )
             result = extraction.to_dict()
             session.add(
                 ExtractionAttempt(
@@ -189,13 +197,23 @@ def process_document(document_id: str) -> dict[str, Any]:
         return {"document_id": doc.id, "status": doc.status, "route": doc.route}
 
 
+def describe_failure(exc: BaseException) -> str:
+    """What went wrong, for a person: a timeout is named as such even when a later error hides it."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, JobTimeoutException):
+            return f"JobTimeoutException: {seen}"
+        seen = seen.__cause__ or seen.__context__
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
 def record_job_failure(job: Job, connection: Redis, exc_type: type, exc: BaseException, tb: Any) -> None:
     """rq failure callback: a retry puts the document back in the queue, the last failure marks it failed."""
     document_id = job.args[0] if job.args else None
     if not document_id:
         return
     retrying = bool(job.retries_left)
-    message = f"{exc_type.__name__}: {exc}" if str(exc) else exc_type.__name__
+    message = describe_failure(exc)
     with get_runtime().db.session() as session:
         doc = session.get(Document, document_id)
         if doc is None or doc.status == DONE:

@@ -11,6 +11,7 @@ stack, the database or the engine to be importable.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -118,10 +119,16 @@ def redis_conn(redis_url: str) -> Iterator[Redis]:
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny real model: random weights, real tokenizer, real ONNX, real constrained decoding."""
+def tiny_model_dir() -> Path:
+    """A tiny real model: random weights, real tokenizer, real ONNX, real constrained decoding.
+
+    Built once per machine into the model cache, keyed by the hash of the
+    module that builds it, so a changed recipe builds a new one.
+    """
     tiny = pytest.importorskip("training.tiny", reason="training.tiny (the tiny test model) is not there yet")
-    return Path(tiny.build_tiny_model(tmp_path_factory.mktemp("tiny-model")))
+    recipe = hashlib.sha256(Path(tiny.__file__).read_bytes()).hexdigest()[:16]
+    cache = Path(os.environ.get("DOCKET_MODEL_CACHE_DIR", Path.home() / ".cache" / "docket" / "models"))
+    return Path(tiny.build_tiny_model(cache / f"tiny-{recipe}"))
 
 
 # --- settings, app, client ---------------------------------------------------
@@ -155,7 +162,7 @@ def settings(make_settings, database_url: str, redis_url: str) -> Settings:
 @pytest.fixture
 def model_settings(settings: Settings, tiny_model_dir: Path) -> Settings:
     """The same, with the tiny real model: for tests that run extraction jobs."""
-    return settings.model_copy(update={"model_dir": tiny_model_dir})
+    return settings.model_copy(update={"model_dir": tiny_model_dir, "max_new_tokens": 200})
 
 
 @pytest.fixture
@@ -190,20 +197,22 @@ def client(app):
 
 
 @pytest.fixture
-def make_key(settings: Settings) -> Iterator[Callable[..., str]]:
-    """Create an API key with the given scopes for a client (default 'test')."""
+def make_key(request: pytest.FixtureRequest) -> Callable[..., str]:
+    """Create an API key with the given scopes for a client (default: in the ``settings`` database)."""
     from service.auth import create_api_key  # noqa: PLC0415
     from service.db import Database  # noqa: PLC0415
 
-    database = Database(settings.database_uri)
-
-    def make(scopes: str = "submit,read", client: str = "test") -> str:
-        with database.session() as session:
-            key, _ = create_api_key(session, client, scopes)
+    def make(scopes: str = "submit,read", client: str = "test", settings: Settings | None = None) -> str:
+        settings = settings or request.getfixturevalue("settings")
+        database = Database(settings.database_uri)
+        try:
+            with database.session() as session:
+                key, _ = create_api_key(session, client, scopes)
+        finally:
+            database.dispose()
         return key
 
-    yield make
-    database.dispose()
+    return make
 
 
 @pytest.fixture
@@ -230,14 +239,17 @@ def settings_env(settings: Settings) -> dict[str, str]:
         DOCKET_VAR_DIR=str(settings.var_dir),
         DOCKET_DATABASE_URL=settings.database_uri,
         DOCKET_REDIS_URL=settings.redis_url,
-        DOCKET_MODEL_DIR=str(settings.model_dir or ""),
         DOCKET_MODEL_CACHE_DIR=str(settings.model_cache_dir),
         DOCKET_USE_CUDA="false",
         DOCKET_JOB_TIMEOUT_S=str(settings.job_timeout_s),
         DOCKET_JOB_RETRIES=str(settings.job_retries),
         DOCKET_MAX_PAGES=str(settings.max_pages),
         DOCKET_MAX_UPLOAD_BYTES=str(settings.max_upload_bytes),
+        DOCKET_MAX_NEW_TOKENS=str(settings.max_new_tokens),
     )
+    env.pop("DOCKET_MODEL_DIR", None)
+    if settings.model_dir:
+        env["DOCKET_MODEL_DIR"] = str(settings.model_dir)
     return env
 
 
