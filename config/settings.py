@@ -11,7 +11,9 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +47,26 @@ class Settings(BaseSettings):
     target_precision: float = 0.99  # per-field thresholds are chosen to reach this precision
     default_threshold: float = 0.9  # for fields the active model has no threshold for
 
+    # Frontier escalation: a second opinion from a large model for uncertain documents.
+    # provider "none" sends uncertain documents straight to review.
+    frontier_provider: Literal["none", "openai", "anthropic"] = "none"
+    frontier_base_url: str = ""  # empty: the provider's API; or a vLLM / llama.cpp / Ollama server (…/v1)
+    frontier_model: str = ""
+    frontier_api_key: SecretStr = SecretStr("")  # never logged; repr shows '**********'
+    frontier_timeout_s: float = 60.0  # per HTTP attempt
+    frontier_max_retries: int = 2  # SDK retries with exponential backoff on 408/409/429/5xx and timeouts
+    frontier_max_output_tokens: int = 2048
+    frontier_breaker_fail_max: int = 5  # consecutive failures that open the circuit
+    frontier_breaker_reset_s: float = 60.0  # how long it stays open before one trial call
+    frontier_monthly_budget_usd: float = 50.0  # spend cap per calendar month (UTC); 0 stops escalation
+    frontier_prices_path: Path = ROOT / "config" / "prices.json"
+    # Prices for a model the table lacks (a self-hosted server: 0 and 0), USD per 1M tokens.
+    frontier_price_input_per_mtok: float | None = None
+    frontier_price_output_per_mtok: float | None = None
+    # How often the frontier model alone is right; an agreeing field's confidence
+    # becomes 1 - (1 - model) * (1 - this).
+    frontier_confidence: float = 0.9
+
     # Ingestion limits.
     max_upload_bytes: int = 20 * 1024 * 1024
     max_pages: int = 50
@@ -52,6 +74,12 @@ class Settings(BaseSettings):
     # Jobs.
     job_timeout_s: int = 300
     job_retries: int = 3
+
+    # Review UI.
+    review_claim_minutes: int = 15  # how long a claimed document stays locked to its reviewer
+    golden_share: float = 0.2  # share of approved documents held back from training, by content hash
+    # Session cookie Secure flag: None sets it exactly when the request came over HTTPS.
+    session_cookie_secure: bool | None = None
 
     # Secrets.
     secret_key: str = "dev-only-change-me"

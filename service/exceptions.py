@@ -104,6 +104,27 @@ class NotFound(DocketError):
     status, slug, title = 404, "not-found", "Not found"
 
 
+# --- review ------------------------------------------------------------------
+
+
+class ReviewConflict(DocketError):
+    """A review action that the document's current state does not allow."""
+
+    status, slug, title = 409, "review-conflict", "The document changed"
+
+
+class ClaimedByOther(ReviewConflict):
+    slug, title = "claimed", "Another reviewer holds this document"
+
+
+class StaleReview(ReviewConflict):
+    slug, title = "stale-review", "Someone else changed this document in the meantime"
+
+
+class AlreadyDecided(ReviewConflict):
+    slug, title = "already-decided", "This document has already been reviewed"
+
+
 # --- the service -------------------------------------------------------------
 
 
@@ -113,3 +134,61 @@ class ServiceUnavailable(DocketError):
 
 class StorageError(DocketError):
     status, slug, title = 500, "storage-error", "The file store failed"
+
+
+# --- the frontier model ------------------------------------------------------
+# A failed second opinion never fails a document: the job catches these and
+# routes the document to review with ``code`` as the reason. Messages are
+# written here, never copied from a provider's response, so no key or header
+# can leak into logs or the API.
+
+
+class FrontierError(DocketError):
+    """The frontier model gave no usable answer. ``code`` is the machine-readable reason."""
+
+    status, slug, title = 502, "frontier-failed", "The frontier model gave no usable answer"
+    code = "frontier_error"
+
+    def __init__(self, detail: str | None = None, input_tokens: int = 0, output_tokens: int = 0,
+                 cost_usd: float = 0.0, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        # A call that answered badly was still billed: the caller records it.
+        self.input_tokens, self.output_tokens, self.cost_usd = input_tokens, output_tokens, cost_usd
+
+
+class FrontierTimeout(FrontierError):
+    title, code = "The frontier model timed out", "timeout"
+
+
+class FrontierUnavailable(FrontierError):
+    """Unreachable, rate limited or failing after every retry."""
+
+    title, code = "The frontier model is unavailable", "unavailable"
+
+
+class FrontierCircuitOpen(FrontierUnavailable):
+    title, code = "The frontier circuit is open after repeated failures", "circuit_open"
+
+
+class FrontierRejected(FrontierError):
+    """The provider refused the request (4xx other than 408/409/429): key, model name or schema."""
+
+    title, code = "The frontier model refused the request", "rejected"
+
+
+class FrontierInvalidAnswer(FrontierError):
+    """The answer is not JSON, not an object, truncated or a refusal."""
+
+    title, code = "The frontier answer does not parse", "invalid_answer"
+
+
+class FrontierSchemaViolation(FrontierInvalidAnswer):
+    """The answer parses but does not validate against the document schema after normalisation."""
+
+    title, code = "The frontier answer violates the schema", "schema_violation"
+
+
+class FrontierConfigError(DocketError):
+    """The frontier settings are incomplete (a provider without a model, a model without a price)."""
+
+    status, slug, title = 500, "frontier-config", "The frontier model is misconfigured"
