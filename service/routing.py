@@ -22,7 +22,16 @@ import numpy as np
 
 from service.doctypes import DocumentType
 
-__all__ = ["REJECT_ALL", "REVIEW", "STRAIGHT_THROUGH", "Decision", "choose_thresholds", "decide"]
+__all__ = [
+    "REJECT_ALL",
+    "REVIEW",
+    "STRAIGHT_THROUGH",
+    "Decision",
+    "choose_field_thresholds",
+    "choose_thresholds",
+    "decide",
+    "thresholds_for",
+]
 
 STRAIGHT_THROUGH = "straight_through"
 REVIEW = "review"
@@ -42,6 +51,7 @@ ESCALATABLE_CODES = frozenset({"low_confidence", "missing_required", "failed_rul
 class Decision:
     route: str
     reasons: tuple[dict[str, Any], ...] = field(default=())
+    escalated: bool = False  # a frontier model was asked (see service.escalation)
 
     @property
     def uncertain_fields(self) -> list[str]:
@@ -59,7 +69,7 @@ class Decision:
         return bool(self.reasons) and all(r["code"] in ESCALATABLE_CODES for r in self.reasons)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"route": self.route, "reasons": [dict(r) for r in self.reasons]}
+        return {"route": self.route, "reasons": [dict(r) for r in self.reasons], "escalated": self.escalated}
 
 
 def decide(
@@ -101,6 +111,18 @@ def _field_reasons(doc_type: DocumentType, fields: dict, thresholds: dict[str, f
         confidence = float(result.confidence)
         if not confidence >= threshold:  # NaN never clears
             yield {"code": "low_confidence", "field": spec.name, "confidence": round(confidence, 4), "threshold": threshold}
+
+
+def thresholds_for(meta: dict[str, Any] | None, doc_type: str) -> dict[str, float]:
+    """The per-field thresholds a model's metadata stores for *doc_type*.
+
+    Accepts ``{"thresholds": {field: t}}`` and the per-type form
+    ``{"thresholds": {doc_type: {field: t}}}``; anything else means none.
+    """
+    stored = (meta or {}).get("thresholds") or {}
+    if isinstance(stored.get(doc_type), dict):
+        stored = stored[doc_type]
+    return {name: float(t) for name, t in stored.items() if isinstance(t, (int, float)) and not isinstance(t, bool)}
 
 
 # ------------------------------------------------------------ threshold choice
