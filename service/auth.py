@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.exceptions import Forbidden, InvalidRequest, Unauthorized
-from service.models import SCOPES, ApiClient, ApiKey, utcnow
+from service.models import SCOPES, ApiClient, ApiKey
 
 KEY_PREFIX = "dk_"
 
@@ -70,6 +70,3 @@ def require_scope(api_key: ApiKey, scope: str) -> None:
     if scope not in api_key.scopes and "admin" not in api_key.scopes:
         raise Forbidden(f"This key lacks the {scope!r} scope.", required_scope=scope)
 
-
-def touch(session: Session, api_key: ApiKey) -> None:
-    api_key.last_used_at = utcnow()

@@ -162,6 +162,7 @@ def process_document(document_id: str) -> dict[str, Any]:
                 doc_type,
                 extraction,
                 failures,
+                thresholds=engine.meta.get("thresholds") or None,  # per field, chosen at calibration
                 default_threshold=settings.default_threshold,
                 has_text_layer=doc.has_text_layer,
             )
