@@ -257,7 +257,8 @@ def submit_document() -> Response:
     if idem_key is not None:
         earlier = replay(session, key, idem_key, request_hash)
         if earlier is not None:
-            return document_response(wait_for(session, earlier, wait), 200 if earlier.status in (DONE, FAILED) else 202)
+            earlier = wait_for(session, earlier, wait)
+            return document_response(earlier, 200 if earlier.status in (DONE, FAILED) else 202)
 
     digest, created = file_store().put(data)
     doc = Document(
