@@ -25,6 +25,7 @@ from service.extract.engine import ModelNotFound
 from service.models import SCOPES, ApiKey
 from service.queue import QUEUES, connect_redis, start_embedded_redis, stop_embedded_redis
 from service.cli_engine import COMMANDS as ENGINE_COMMANDS
+from service.cli_stats import COMMANDS as STATS_COMMANDS
 from service.tasks import get_engine, init_runtime, make_worker
 
 
@@ -160,7 +161,7 @@ def run(host: str, port: int) -> None:
         click.echo("stopped", err=True)
 
 
-for _command in ENGINE_COMMANDS:
+for _command in [*ENGINE_COMMANDS, *STATS_COMMANDS]:
     main.add_command(_command)
 
 

@@ -1,17 +1,19 @@
 """Prometheus counters for routing and the frontier bill.
 
 Counters live in prometheus-client's default registry; :func:`render` is
-what a ``/metrics`` endpoint returns. Under gunicorn or several rq workers set
+what ``GET /metrics`` returns. Under gunicorn or several rq workers set
 ``PROMETHEUS_MULTIPROCESS_DIR`` and prometheus-client aggregates the
 processes (see its multiprocess mode); nothing here changes for that.
 """
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, generate_latest
 from prometheus_client import multiprocess
 
-__all__ = ["CONTENT_TYPE_LATEST", "record_decision", "record_frontier_call", "render"]
+__all__ = ["CONTENT_TYPE_LATEST", "record_decision", "record_frontier_call", "render_metrics"]
 
 DOCUMENTS = Counter(
     "docket_documents_routed_total", "Documents routed, by document type, route and whether a frontier model was asked.",
@@ -48,8 +50,9 @@ def record_frontier_call(provider: str, model: str, outcome: str, input_tokens: 
         FRONTIER_TOKENS.labels(provider, model, "output").inc(output_tokens)
 
 
-def render(multiprocess_dir: str | None = None) -> bytes:
+def render_metrics(multiprocess_dir: str | None = None) -> bytes:
     """The exposition text: this process's registry, or every process's under multiprocess mode."""
+    multiprocess_dir = multiprocess_dir or os.environ.get("PROMETHEUS_MULTIPROCESS_DIR")
     if multiprocess_dir:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)

@@ -18,19 +18,21 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from service.frontier import Price
+from service.exceptions import FrontierConfigError
+from service.frontier import Price, price_for
 from service.models import Document, ExtractionAttempt
 from service.routing import REVIEW, STRAIGHT_THROUGH
 
 __all__ = [
     "DocumentRow",
     "PERIODS",
+    "compute_stats",
     "format_stats",
     "frontier_spend",
     "load_rows",
@@ -172,8 +174,8 @@ def _money(value: float | None) -> str:
 
 
 def load_rows(session: Session, since: datetime | None = None, until: datetime | None = None,
-              doc_type: str | None = None) -> list[DocumentRow]:
-    """One :class:`DocumentRow` per routed document created in ``[since, until)``."""
+              doc_type: str | None = None, client_id: int | None = None) -> list[DocumentRow]:
+    """One :class:`DocumentRow` per routed document created in ``[since, until)`` (of one API client if given)."""
     is_model = ExtractionAttempt.engine == "model"
     is_frontier = ExtractionAttempt.engine == "frontier"
     usage = (
@@ -200,6 +202,8 @@ def load_rows(session: Session, since: datetime | None = None, until: datetime |
         stmt = stmt.where(Document.created_at < until)
     if doc_type:
         stmt = stmt.where(Document.doc_type == doc_type)
+    if client_id is not None:
+        stmt = stmt.where(Document.client_id == client_id)
     return [
         DocumentRow(
             doc_type=row.doc_type,
@@ -239,3 +243,43 @@ def next_month_start(now: datetime) -> datetime:
 def monthly_frontier_spend(session: Session, now: datetime) -> float:
     """What the frontier calls of *now*'s calendar month cost: the budget's left side."""
     return frontier_spend(session, month_start(now), next_month_start(now))
+
+
+# ------------------------------------------------------------------ the report
+
+DEFAULT_WINDOW = {"day": 30, "month": 366}  # days looked back when no start is given
+
+
+def stats_price(settings) -> Price | None:
+    """The configured frontier model's price, or None (no frontier, or no price for it)."""
+    if settings.frontier_provider == "none":
+        return None
+    try:
+        return price_for(settings)
+    except FrontierConfigError:
+        return None
+
+
+def compute_stats(session: Session, settings, period: str = "month", since: datetime | None = None,
+                  until: datetime | None = None, doc_type: str | None = None,
+                  now: datetime | None = None, client_id: int | None = None) -> dict[str, Any]:
+    """:func:`summarize` over the documents of a window (default: the last 30 days by day, a year by month).
+
+    With *client_id*, only that API client's documents count and the
+    service-wide budget is left out.
+    """
+    period_key(datetime.now(timezone.utc), period)  # rejects an unknown period before any query
+    now = now or datetime.now(timezone.utc)
+    if since is None:
+        since = now - timedelta(days=DEFAULT_WINDOW[period])
+        since = month_start(since) if period == "month" else since.replace(hour=0, minute=0, second=0, microsecond=0)
+    stats = summarize(load_rows(session, since, until, doc_type, client_id), period, stats_price(settings))
+    stats["window"] = {"since": since.isoformat(), "until": until.isoformat() if until else None,
+                       "doc_type": doc_type}
+    if client_id is not None:
+        return stats
+    budget = settings.frontier_monthly_budget_usd
+    spent = monthly_frontier_spend(session, now)
+    stats["budget"] = {"month": period_key(now, "month"), "budget_usd": budget, "spent_usd": round(spent, 6),
+                       "exhausted": settings.frontier_provider != "none" and spent >= budget}
+    return stats

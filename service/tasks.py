@@ -28,13 +28,17 @@ from rq.timeouts import JobTimeoutException
 from config.settings import Settings, get_settings
 from service.db import Database
 from service.doctypes import DocumentType, load_document_types
-from service.exceptions import UnknownDocType
+from service import metrics
+from service.escalation import BUDGET_EXHAUSTED, FRONTIER_FAILED, escalate
+from service.exceptions import FrontierConfigError, UnknownDocType
 from service.extract.engine import Engine, load_engine
+from service.frontier import FrontierClient, make_frontier_client
 from service.ingest import IngestedDocument
 from service.models import DONE, FAILED, PROCESSING, QUEUED, AuditEvent, Document, ExtractionAttempt, utcnow
 from service.queue import EXTRACTION, QUEUES
-from service.routing import REVIEW, decide
-from service.validate import validate
+from service.routing import REVIEW, Decision, decide, thresholds_for
+from service.stats import monthly_frontier_spend
+from service.validate import apply_rule_failures, validate
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +57,17 @@ def get_engine(settings: Settings) -> Engine:
     if engine is None:
         engine = _ENGINES[key] = load_engine(settings)
     return engine
+
+
+_FRONTIERS: dict[tuple[str, str, str], FrontierClient | None] = {}
+
+
+def get_frontier(settings: Settings) -> FrontierClient | None:
+    """The frontier client for *settings*, built once per process so its circuit breaker remembers."""
+    key = (settings.frontier_provider, settings.frontier_model, settings.frontier_base_url)
+    if key not in _FRONTIERS:
+        _FRONTIERS[key] = make_frontier_client(settings)
+    return _FRONTIERS[key]
 
 
 @dataclass
@@ -151,6 +166,7 @@ def process_document(document_id: str) -> dict[str, Any]:
 
         if not doc.has_text_layer:
             doc.route, doc.route_reasons = REVIEW, [dict(NO_TEXT_LAYER)]
+            metrics.record_decision(doc.doc_type, REVIEW, escalated=False)
         else:
             engine = get_engine(runtime.settings)
             started = time.perf_counter()
@@ -158,11 +174,13 @@ def process_document(document_id: str) -> dict[str, Any]:
             latency_ms = (time.perf_counter() - started) * 1000.0
             settings = runtime.settings
             failures = validate(doc_type, extraction.values(), tolerance=settings.rule_tolerance)
+            apply_rule_failures(extraction, failures, settings.rule_penalty)
+            thresholds = thresholds_for(engine.meta, doc_type.name)  # per field, chosen at calibration
             decision = decide(
                 doc_type,
                 extraction,
                 failures,
-                thresholds=engine.meta.get("thresholds") or None,  # per field, chosen at calibration
+                thresholds=thresholds,
                 default_threshold=settings.default_threshold,
                 has_text_layer=doc.has_text_layer,
             )
@@ -182,6 +200,7 @@ def process_document(document_id: str) -> dict[str, Any]:
                     cost_usd=0.0,
                 )
             )
+            decision = escalate_document(session, runtime, doc, doc_type, extraction, failures, decision, thresholds)
             doc.route, doc.route_reasons = decision.route, [dict(r) for r in decision.reasons]
         doc.status = DONE
         doc.error = None
@@ -196,6 +215,72 @@ def process_document(document_id: str) -> dict[str, Any]:
         )
         session.commit()
         return {"document_id": doc.id, "status": doc.status, "route": doc.route}
+
+
+def escalate_document(session, runtime: Runtime, doc: Document, doc_type: DocumentType, extraction, failures,
+                      decision: Decision, thresholds: dict[str, float]) -> Decision:
+    """Ask the frontier model about a document the model is unsure of (see :mod:`service.escalation`).
+
+    A call is recorded as a ``frontier`` attempt — its merged fields with both
+    candidates, tokens and cost, or the failure and what it still cost — and
+    committed at once, so the month's spend never misses a paid call.
+    """
+    settings = runtime.settings
+    if decision.route != REVIEW or not decision.escalatable:
+        metrics.record_decision(doc.doc_type, decision.route, escalated=False)
+        return decision
+    try:
+        client = get_frontier(settings)
+    except FrontierConfigError as exc:
+        log.error("frontier escalation is off: %s", exc.detail)
+        client = None
+    spent = monthly_frontier_spend(session, utcnow()) if client is not None else 0.0
+    started = time.perf_counter()
+    outcome = escalate(
+        doc_type, extraction, doc.text, decision, client,
+        spent_usd=spent,
+        budget_usd=settings.frontier_monthly_budget_usd,
+        failures=failures,
+        thresholds=thresholds,
+        default_threshold=settings.default_threshold,
+        frontier_confidence=settings.frontier_confidence,
+        revalidate=lambda values: validate(doc_type, values, tolerance=settings.rule_tolerance),
+    )
+    if outcome.called:
+        merged = outcome.extraction.to_dict()
+        session.add(
+            ExtractionAttempt(
+                document_id=doc.id,
+                engine="frontier",
+                model_version=f"{outcome.provider}:{outcome.model}",
+                fields=outcome.merge.fields_dict() if outcome.merge else merged["fields"],
+                validation=[f.to_dict() for f in validate(doc_type, outcome.extraction.values(),
+                                                          tolerance=settings.rule_tolerance)],
+                warnings=[f"frontier {outcome.error.code}: {outcome.error.detail}"] if outcome.error else [],
+                latency_ms=round((time.perf_counter() - started) * 1000.0, 2),
+                prompt_tokens=outcome.input_tokens,
+                output_tokens=outcome.output_tokens,
+                cost_usd=outcome.cost_usd,
+            )
+        )
+        session.commit()
+        metrics.record_frontier_call(outcome.provider, outcome.model, outcome.error.code if outcome.error else "ok",
+                                     outcome.input_tokens, outcome.output_tokens, outcome.cost_usd)
+    skipped = None
+    if not outcome.decision.escalated:
+        skipped = next((r.get("error", r["code"]) for r in outcome.decision.reasons
+                        if r["code"] in (BUDGET_EXHAUSTED, FRONTIER_FAILED)), "no_frontier")
+    metrics.record_decision(doc.doc_type, outcome.decision.route, outcome.decision.escalated, skipped)
+    session.add(
+        AuditEvent(
+            actor="worker",
+            action="extraction.escalated" if outcome.decision.escalated else "extraction.not_escalated",
+            document_id=doc.id,
+            data={"escalated": outcome.decision.escalated, "reason": skipped, "provider": outcome.provider,
+                  "model": outcome.model, "cost_usd": outcome.cost_usd},
+        )
+    )
+    return outcome.decision
 
 
 def describe_failure(exc: BaseException) -> str:

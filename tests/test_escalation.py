@@ -294,3 +294,121 @@ def test_escalate_leaves_the_model_extraction_alone(openai_server):
     before = copy.deepcopy(ext)
     escalate(RECEIPT, ext, TEXT, decision, openai_client(url), budget_usd=1.0, failures=failures)
     assert ext == before
+
+
+# --- the job: escalation persisted -------------------------------------------------
+
+
+INVOICE_VALUES = {
+    "vendor_name": "Azure Interior", "vendor_address": "4557 De Silva St, Fremont, CA 94538", "vendor_tax_id": None,
+    "buyer_name": "Deco Addict", "invoice_number": "INV/2023/00003", "invoice_date": "2023-03-31",
+    "due_date": "2023-04-30", "purchase_order": None, "currency": "USD", "subtotal": 4000.0, "tax": 600.0,
+    "total": 4600.0, "amount_due": 4600.0, "iban": None,
+    "line_items": [{"description": "Desk", "quantity": 2.0, "unit_price": 1500.0, "amount": 3000.0},
+                   {"description": "Chair", "quantity": 4.0, "unit_price": 250.0, "amount": 1000.0}],
+}
+
+
+@pytest.fixture
+def job(make_settings, database_url, openai_server):
+    """A runtime whose frontier is the loopback OpenAI server, a stored invoice, and its unsure extraction."""
+    from service import tasks  # noqa: PLC0415
+    from service.models import Document  # noqa: PLC0415
+    from tests.frontier_servers import KEY  # noqa: PLC0415
+
+    script, url = openai_server
+    settings = make_settings(database_url=database_url, frontier_provider="openai", frontier_model="gpt-4o-mini",
+                             frontier_base_url=url, frontier_api_key=KEY, frontier_max_retries=0,
+                             frontier_monthly_budget_usd=1.0)
+    tasks._FRONTIERS.clear()
+    runtime = tasks.Runtime.from_settings(settings)
+    with runtime.db.session() as session:
+        doc = Document(doc_type="invoice", media_type="text/plain", content_sha256="0" * 64, size_bytes=10,
+                       text="INVOICE INV/2023/00003 Azure Interior Total 4,600.00", status="processing")
+        session.add(doc)
+        session.commit()
+        doc_id = doc.id
+    yield runtime, doc_id, script
+    tasks._FRONTIERS.clear()
+    runtime.db.dispose()
+
+
+def run_escalation(runtime, doc_id, low_field="buyer_name"):
+    from service import tasks  # noqa: PLC0415
+    from service.models import AuditEvent, Document, ExtractionAttempt  # noqa: PLC0415
+
+    doc_type = runtime.doc_types["invoice"]
+    ext = Extraction("invoice", {name: FieldResult(v, raw=str(v), confidence=0.99) for name, v in INVOICE_VALUES.items()},
+                     "tiny")
+    ext.fields[low_field].confidence = 0.3
+    failures = validate(doc_type, ext.values())
+    decision = decide(doc_type, ext, failures, default_threshold=0.9)
+    assert decision.route == REVIEW and decision.escalatable
+    with runtime.db.session() as session:
+        doc = session.get(Document, doc_id)
+        final = tasks.escalate_document(session, runtime, doc, doc_type, ext, failures, decision, {})
+        session.commit()
+        attempts = list(session.query(ExtractionAttempt).filter_by(document_id=doc_id, engine="frontier"))
+        events = [e.action for e in session.query(AuditEvent).filter_by(document_id=doc_id)]
+    return final, attempts, events
+
+
+def test_job_agreement_goes_straight_through_and_records_the_call(job):
+    runtime, doc_id, script = job
+    script.then(openai_answers(INVOICE_VALUES, prompt_tokens=3000, completion_tokens=400))
+    final, attempts, events = run_escalation(runtime, doc_id)
+    assert final.route == STRAIGHT_THROUGH and final.escalated
+    assert final.reasons == ({"code": FRONTIER_AGREED, "accepted": ["buyer_name"]},)
+    (attempt,) = attempts
+    assert (attempt.prompt_tokens, attempt.output_tokens) == (3000, 400)
+    assert attempt.cost_usd == pytest.approx((3000 * 0.15 + 400 * 0.60) / 1e6)  # gpt-4o-mini from config/prices.json
+    assert attempt.model_version == "openai:gpt-4o-mini"
+    assert attempt.fields["buyer_name"]["source"] == "frontier" and attempt.fields["buyer_name"]["confidence"] > 0.9
+    assert attempt.fields["buyer_name"]["candidates"][1] == {"source": "frontier", "value": "Deco Addict"}
+    assert "extraction.escalated" in events
+
+
+def test_job_disagreement_keeps_both_candidates_for_review(job):
+    runtime, doc_id, script = job
+    script.then(openai_answers({**INVOICE_VALUES, "buyer_name": "Gemini Furniture"}))
+    final, attempts, _ = run_escalation(runtime, doc_id)
+    assert final.route == REVIEW and final.escalated
+    (disagreement,) = [r for r in final.reasons if r["code"] == FRONTIER_DISAGREEMENT]
+    assert [c["value"] for c in disagreement["candidates"]] == ["Deco Addict", "Gemini Furniture"]
+    assert "frontier_disagreement" in attempts[0].fields["buyer_name"]["problems"]
+
+
+def test_job_frontier_failure_goes_to_review_and_still_counts_the_cost(job):
+    runtime, doc_id, script = job
+    script.then(openai_answers('{"vendor_name": ', prompt_tokens=3000, completion_tokens=10))
+    final, attempts, _ = run_escalation(runtime, doc_id)
+    assert final.route == REVIEW
+    assert final.reasons[-1]["code"] == FRONTIER_FAILED and final.reasons[-1]["error"] == "invalid_answer"
+    (attempt,) = attempts
+    assert attempt.cost_usd > 0 and attempt.warnings[0].startswith("frontier invalid_answer")
+    assert attempt.fields["total"]["value"] == 4600.0  # the model's fields, unchanged
+
+
+def test_job_over_budget_does_not_call_the_frontier(job):
+    from service.models import ExtractionAttempt  # noqa: PLC0415
+
+    runtime, doc_id, script = job
+    script.then(openai_answers(INVOICE_VALUES))
+    with runtime.db.session() as session:  # this month's spend already reached the 1.00 USD cap
+        session.add(ExtractionAttempt(document_id=doc_id, engine="frontier", cost_usd=0.6))
+        session.add(ExtractionAttempt(document_id=doc_id, engine="frontier", cost_usd=0.4))
+        session.commit()
+    final, attempts, events = run_escalation(runtime, doc_id)
+    assert final.route == REVIEW and not final.escalated
+    assert final.reasons[-1] == {"code": BUDGET_EXHAUSTED, "spent_usd": 1.0, "budget_usd": 1.0}
+    assert not script.requests and len(attempts) == 2
+    assert "extraction.not_escalated" in events
+
+
+def test_job_without_a_frontier_sends_uncertain_documents_to_review(job):
+    runtime, doc_id, script = job
+    runtime.settings = runtime.settings.model_copy(update={"frontier_provider": "none"})
+    script.then(openai_answers(INVOICE_VALUES))
+    final, attempts, _ = run_escalation(runtime, doc_id)
+    assert final.route == REVIEW and not final.escalated and not attempts and not script.requests
+    assert [r["code"] for r in final.reasons] == ["low_confidence"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -98,11 +99,12 @@ def test_month_bounds():
 
 
 def add_document(session, route: str | None, when: datetime, doc_type: str = "invoice",
-                 frontier_costs: tuple[float, ...] = (), model_tokens: tuple[int, int] = (1000, 100)) -> None:
+                 frontier_costs: tuple[float, ...] = (), model_tokens: tuple[int, int] = (1000, 100),
+                 client_id: int | None = None) -> None:
     from service.models import Document, ExtractionAttempt  # noqa: PLC0415
 
     doc = Document(doc_type=doc_type, media_type="text/plain", content_sha256="0" * 64, size_bytes=10,
-                   route=route, status="done" if route else "queued", created_at=when)
+                   route=route, status="done" if route else "queued", created_at=when, client_id=client_id)
     session.add(doc)
     session.flush()
     session.add(ExtractionAttempt(document_id=doc.id, engine="model", prompt_tokens=model_tokens[0],
@@ -145,3 +147,86 @@ def test_rows_and_monthly_spend_from_the_database(database_url):
             assert stats["totals"]["frontier_spend_usd"] == pytest.approx(0.875)
     finally:
         database.dispose()
+
+
+# --- the API and the CLI -----------------------------------------------------------
+
+
+@pytest.fixture
+def stored(settings, make_key):
+    """Keys for two clients and an admin, and documents of both clients in November 2026."""
+    from service.db import Database  # noqa: PLC0415
+    from service.models import ApiClient  # noqa: PLC0415
+
+    keys = {"acme": make_key("read", client="acme"), "globex": make_key("read", client="globex"),
+            "admin": make_key("read,admin", client="ops")}
+    database = Database(settings.database_uri)
+    try:
+        with database.session() as session:
+            ids = {c.name: c.id for c in session.query(ApiClient)}
+            add_document(session, "straight_through", NOV, client_id=ids["acme"])
+            add_document(session, "review", NOV, frontier_costs=(0.5,), client_id=ids["acme"])
+            add_document(session, "review", NOV, "ticket", client_id=ids["globex"])
+    finally:
+        database.dispose()
+    return keys
+
+
+def test_stats_endpoint_per_client_and_for_admins(client, stored):
+    query = {"period": "month", "since": "2026-11-01T00:00:00Z"}
+    own = client.get("/v1/stats", query_string=query, headers={"Authorization": f"Bearer {stored['acme']}"})
+    assert own.status_code == 200, own.get_json()
+    body = own.get_json()
+    assert body["totals"]["documents"] == 2 and body["totals"]["escalation_rate"] == 0.5
+    assert body["totals"]["frontier_spend_usd"] == pytest.approx(0.5)
+    assert [(g["period"], g["doc_type"]) for g in body["groups"]] == [("2026-11", "invoice")]
+    assert "budget" not in body  # service-wide figures are for admins
+
+    admin = client.get("/v1/stats", query_string={**query, "period": "day"},
+                       headers={"Authorization": f"Bearer {stored['admin']}"}).get_json()
+    assert admin["totals"]["documents"] == 3 and admin["groups"][0]["period"] == "2026-11-20"
+    assert admin["budget"]["budget_usd"] == 50.0 and admin["budget"]["exhausted"] is False
+
+    typed = client.get("/v1/stats", query_string={**query, "doc_type": "ticket"},
+                       headers={"Authorization": f"Bearer {stored['admin']}"}).get_json()
+    assert typed["totals"]["documents"] == 1 and typed["totals"]["review_rate"] == 1.0
+
+    bad = client.get("/v1/stats", query_string={"period": "week"}, headers={"Authorization": f"Bearer {stored['acme']}"})
+    assert bad.status_code == 422 and bad.get_json()["type"].endswith("invalid-request")
+    assert client.get("/v1/stats").status_code == 401
+    assert "/v1/stats" in client.get("/openapi.json").get_json()["paths"]
+
+
+def test_metrics_endpoint_counts_routes_and_frontier_calls(client, stored):
+    from service import metrics  # noqa: PLC0415
+
+    metrics.record_decision("invoice", "review", escalated=True)
+    metrics.record_frontier_call("openai", "gpt-4o-mini", "ok", 1000, 100, 0.25)
+    resp = client.get("/metrics", headers={"Authorization": f"Bearer {stored['acme']}"})
+    assert resp.status_code == 200 and resp.mimetype == "text/plain"
+    text = resp.get_data(as_text=True)
+    assert 'docket_documents_routed_total{doc_type="invoice",escalated="true",route="review"}' in text
+    assert 'docket_frontier_spend_usd_total{model="gpt-4o-mini",provider="openai"}' in text
+    assert client.get("/metrics").status_code == 401
+
+
+def test_docket_stats_command(settings, stored, monkeypatch):
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from config.settings import get_settings  # noqa: PLC0415
+    from service.cli import main  # noqa: PLC0415
+
+    monkeypatch.setenv("DOCKET_DATABASE_URL", settings.database_uri)
+    monkeypatch.setenv("DOCKET_VAR_DIR", str(settings.var_dir))
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        table = runner.invoke(main, ["stats", "--since", "2026-11-01"])
+        assert table.exit_code == 0, table.output
+        assert "2026-11" in table.output and "frontier budget" in table.output
+        data = runner.invoke(main, ["stats", "--period", "day", "--since", "2026-11-01", "--type", "invoice", "--json"])
+        assert data.exit_code == 0, data.output
+        report = json.loads(data.output)
+        assert report["totals"]["documents"] == 2 and report["budget"]["spent_usd"] >= 0
+    finally:
+        get_settings.cache_clear()

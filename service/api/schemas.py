@@ -63,6 +63,41 @@ class ListQuery(BaseModel):
     cursor: str | None = Field(default=None, description="next_cursor from the previous page.")
 
 
+class StatsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    period: Literal["day", "month"] = "month"
+    since: datetime | None = Field(default=None, description="Count documents created at or after (default: 30 days by day, a year by month).")
+    until: datetime | None = Field(default=None, description="Count documents created before.")
+    doc_type: str | None = None
+
+
+class StatsGroup(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    period: str = Field(description="YYYY-MM-DD or YYYY-MM; 'all' in the totals.")
+    doc_type: str = Field(description="A document type; 'all' in the totals.")
+    documents: int
+    straight_through_rate: float | None = None
+    escalation_rate: float | None = Field(default=None, description="Share of documents a frontier model was asked about.")
+    review_rate: float | None = None
+    frontier_spend_usd: float
+    cost_per_1000_usd: float | None = None
+    frontier_only_cost_per_1000_usd: float | None = Field(
+        default=None, description="Estimate for the same documents sent to the frontier model alone."
+    )
+
+
+class Stats(BaseModel):
+    """Routing rates and the frontier bill, per document type and period."""
+
+    model_config = ConfigDict(extra="allow")
+
+    period: Literal["day", "month"]
+    totals: StatsGroup
+    groups: list[StatsGroup]
+
+
 class EvidenceOut(BaseModel):
     start: int = Field(description="Character offset into the document text.")
     end: int
@@ -78,6 +113,9 @@ class FieldOut(BaseModel):
     source: Literal["model", "frontier", "human"] = "model"
     problems: list[str] = []
     items: list[dict[str, FieldOut]] | None = None
+    candidates: list[dict[str, Any]] | None = Field(
+        default=None, description="After a frontier escalation: the model's and the frontier's value."
+    )
 
 
 class RuleFailureOut(BaseModel):

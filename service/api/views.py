@@ -31,6 +31,8 @@ from service.api.schemas import (
     ListQuery,
     Problem,
     SchemaList,
+    Stats,
+    StatsQuery,
     SubmitFile,
     SubmitQuery,
     SubmitText,
@@ -48,7 +50,9 @@ from service.exceptions import (
 )
 from service.extract.engine import ModelNotFound
 from service.ingest import TEXT, ingest
+from service.metrics import CONTENT_TYPE_LATEST, render_metrics
 from service.models import DONE, FAILED, AuditEvent, Document
+from service.stats import compute_stats
 from service.storage import FileStore, sha256_of
 from service.tasks import enqueue_extraction, get_engine
 
@@ -413,6 +417,31 @@ def get_schema(doc_type: str) -> Response:
     resp = current_app.json.response(known[doc_type].schema)
     resp.mimetype = "application/schema+json"
     return resp
+
+
+# --- stats -------------------------------------------------------------------
+
+
+@bp.get("/v1/stats")
+@spec.validate(query=StatsQuery, resp=_resp(HTTP_200=Stats), tags=["stats"], skip_validation=True)
+def get_stats() -> Response:
+    """Straight-through, escalation and review rates, frontier spend and cost per 1,000 documents, by type and period.
+
+    An admin key sees every client's documents and the month's frontier budget; other keys their own documents.
+    """
+    key = require("read")
+    query = parse(StatsQuery, request.args.to_dict())
+    client_id = None if "admin" in key.scopes else key.client_id
+    report = compute_stats(get_session(), settings(), query.period, query.since, query.until, query.doc_type,
+                           client_id=client_id)
+    return current_app.json.response(report)
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus counters: documents by route, frontier calls and spend (read scope)."""
+    require("read")
+    return Response(render_metrics(), mimetype=CONTENT_TYPE_LATEST)
 
 
 # --- health ------------------------------------------------------------------
