@@ -66,6 +66,9 @@ spec = SpecTree(
     path="docs",
     security_schemes=[SecurityScheme(name="bearer", data=SecuritySchemeData(type="http", scheme="bearer"))],
     security={"bearer": []},
+    # Plain model names in components/schemas (the default appends a hash of the module).
+    naming_strategy=lambda model: model.__name__,
+    nested_naming_strategy=lambda parent, child: child,
 )
 
 ERRORS = {f"HTTP_{code}": Problem for code in (400, 401, 403, 404, 409, 413, 415, 422, 503)}
