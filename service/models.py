@@ -40,6 +40,9 @@ QUEUED, PROCESSING, DONE, FAILED = "queued", "processing", "done", "failed"
 STATUSES = (QUEUED, PROCESSING, DONE, FAILED)
 ENGINES = ("model", "frontier", "human")
 SCOPES = ("submit", "read", "review", "train", "admin")
+ROLES = ("reviewer", "engineer", "admin")  # people in the review UI
+# Review task state: open (in the queue), approved or rejected by a person.
+OPEN, APPROVED, REJECTED = "open", "approved", "rejected"
 
 
 def utcnow() -> datetime:
@@ -113,7 +116,7 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(254), unique=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     password_hash: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(20), default="reviewer")  # reviewer | admin
+    role: Mapped[str] = mapped_column(String(20), default="reviewer")  # reviewer | engineer | admin
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -202,6 +205,54 @@ class Review(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     document: Mapped[Document] = relationship(back_populates="reviews")
+
+
+class ReviewTask(Base):
+    """A document's place in the review queue: who holds it, until when, and how it ended.
+
+    ``version`` grows with every change a reviewer could miss (a new holder, a
+    decision); a save that names an older version is refused, never merged.
+    The row is created when a document is first claimed.
+    """
+
+    __tablename__ = "review_tasks"
+
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), default=OPEN, index=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    claimed_until: Mapped[datetime | None]
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    decided_at: Mapped[datetime | None]
+    reject_reason: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    document: Mapped[Document] = relationship()
+    claimed_by: Mapped[User | None] = relationship(foreign_keys=[claimed_by_id])
+    decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])
+
+
+class TrainingExample(Base):
+    """An approved document for the learning loop: the text the engine saw and the values a person accepted.
+
+    ``origins`` says per field whether the accepted value came from the model,
+    the frontier model or the person; ``golden`` examples (a stable hash of the
+    document's content) are held back for evaluation and never trained on.
+    """
+
+    __tablename__ = "training_examples"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[str | None] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
+    attempt_id: Mapped[int | None] = mapped_column(ForeignKey("extraction_attempts.id", ondelete="SET NULL"))
+    doc_type: Mapped[str] = mapped_column(String(64), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    values: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    origins: Mapped[dict[str, Any]] = mapped_column(default=dict)  # field -> model | frontier | human
+    approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    approver: Mapped[str] = mapped_column(String(254), default="")
+    golden: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class AuditEvent(Base):

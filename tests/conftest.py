@@ -32,6 +32,8 @@ DATA_DIR = ROOT.parent / "shared" / "data" / "invoice2data"
 PG_URL = os.environ.get("DOCKET_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("DOCKET_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 TABLES = (
+    "training_examples",
+    "review_tasks",
     "reviews",
     "extraction_attempts",
     "audit_events",
