@@ -1,9 +1,10 @@
-"""The Flask app factory: database, file store, document types, Redis, the API and its OpenAPI document."""
+"""The Flask app factory: database, file store, document types, Redis, the API and its OpenAPI document, the review UI."""
 
 from __future__ import annotations
 
 from flask import Flask
 
+import review_ui
 from config.settings import Settings, get_settings
 from service import api, db
 from service.doctypes import load_document_types
@@ -30,4 +31,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     api.register_error_handlers(app)
     app.register_blueprint(api.bp)
     api.spec.register(app)
+    review_ui.init_app(app)
     return app

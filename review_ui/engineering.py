@@ -1,0 +1,117 @@
+"""Engineers' pages: model versions, training runs and stats, drawn as inline SVG charts.
+
+Reachable by the engineer and admin roles only (the parent blueprint has
+already required a login). Promoting or rolling back a model version belongs
+to the model registry of the learning loop; until it exists these pages only
+read ``model_versions``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, timedelta
+from typing import Any
+
+from flask import Blueprint, abort, current_app, render_template, request
+from flask_login import current_user
+from sqlalchemy import select
+
+from review_ui import charts
+from service.db import get_session
+from service.models import PROCESSING, QUEUED, ModelVersion, TrainingRun, utcnow
+from service.stats import compute_stats
+
+bp = Blueprint("engineering", __name__, url_prefix="/engineering")
+
+STATS_DAYS = (7, 14, 30, 90)
+
+
+@bp.before_request
+def engineers_only() -> None:
+    if not current_user.is_authenticated or not current_user.is_engineer:
+        abort(403)
+
+
+def version_reports(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The evaluation report(s) in a version's metrics: one, or one per document type."""
+    if "fields" in metrics:
+        return {metrics.get("doc_type", "all"): metrics}
+    return {k: v for k, v in metrics.items() if isinstance(v, dict) and "fields" in v}
+
+
+def calibration_points(report: dict[str, Any]) -> list[tuple[float, float]]:
+    curve = report.get("calibration") or report.get("calibration_curve") or []
+    if isinstance(curve, dict) and "x" in curve and "y" in curve:
+        return list(zip(curve["x"], curve["y"]))
+    return [(float(p[0]), float(p[1])) for p in curve if isinstance(p, (list, tuple)) and len(p) >= 2]
+
+
+@bp.get("/models")
+def models() -> str:
+    versions = get_session().scalars(select(ModelVersion).order_by(ModelVersion.created_at.desc())).all()
+    panels = []
+    for version in versions:
+        for doc_type, report in version_reports(version.metrics or {}).items():
+            fields = report.get("fields", {})
+            panels.append({
+                "version": version.version,
+                "doc_type": doc_type,
+                "straight_through": report.get("straight_through"),
+                "target_precision": report.get("target_precision"),
+                "accuracy": charts.unit_bars(f"{version.version} · {doc_type}: accuracy per field",
+                                             [(name, f.get("accuracy")) for name, f in fields.items()]),
+                "calibration": charts.calibration(f"{version.version} · {doc_type}: calibration",
+                                                  calibration_points(report)),
+            })
+    return render_template("engineering/models.html", versions=versions, panels=panels)
+
+
+@bp.get("/runs")
+def runs() -> str:
+    all_runs = get_session().scalars(select(TrainingRun).order_by(TrainingRun.created_at.desc()).limit(100)).all()
+    live = any(run.status in (QUEUED, PROCESSING) for run in all_runs)
+    loss = {run.id: charts.line_chart(f"run {run.id}: loss", [str(i + 1) for i in range(len(run.metrics["loss"]))],
+                                      [float(v) for v in run.metrics["loss"]], width=320, height=120, fmt=".3f")
+            for run in all_runs if isinstance((run.metrics or {}).get("loss"), list) and run.metrics["loss"]}
+    return render_template("engineering/runs.html", runs=all_runs, live=live, loss=loss)
+
+
+def fold_days(groups: list[dict[str, Any]], dates: list[date]) -> dict[str, list[float]]:
+    """Sum :func:`service.stats.compute_stats` groups (one per day and type) into one value per day."""
+    keys = ("documents", "straight_through", "review", "escalated", "frontier_spend_usd", "frontier_only_cost_usd")
+    by_day: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(keys, 0.0))
+    for group in groups:
+        for key in keys:
+            by_day[group["period"]][key] += group.get(key) or 0.0
+    return {key: [by_day[d.isoformat()][key] for d in dates] for key in keys}
+
+
+@bp.get("/stats")
+def stats() -> str:
+    days = request.args.get("days", type=int)
+    days = days if days in STATS_DAYS else 14
+    doc_type = request.args.get("doc_type") or None
+    today = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+    dates = [(today - timedelta(days=days - 1 - i)).date() for i in range(days)]
+    report = compute_stats(get_session(), current_app.extensions["docket.settings"], "day",
+                           since=today - timedelta(days=days - 1), doc_type=doc_type)
+    per_day = fold_days(report["groups"], dates)
+    labels = [d.strftime("%d %b") for d in dates]
+    docs = per_day["documents"]
+    series = {"straight_through": per_day["straight_through"], "review": per_day["review"]}
+
+    def rate(part: list[float], scale: float = 1.0) -> list[float | None]:
+        return [p / n * scale if n else None for p, n in zip(part, docs)]
+
+    figures = [
+        charts.stacked_bars("Documents per day by route", labels, series),
+        charts.line_chart("Straight-through rate", labels, rate(per_day["straight_through"]), fmt=".0%"),
+        charts.line_chart("Escalation rate", labels, rate(per_day["escalated"]), fmt=".0%", cls="s-escalated"),
+        charts.line_chart("Review rate", labels, rate(per_day["review"]), fmt=".0%", cls="s-review"),
+        charts.line_chart("Frontier spend per day (USD)", labels, per_day["frontier_spend_usd"], cls="s-spend"),
+        charts.line_chart("Cost per 1,000 documents (USD)", labels, rate(per_day["frontier_spend_usd"], 1000),
+                          cls="s-spend"),
+    ]
+    return render_template("engineering/stats.html", figures=figures, totals=report["totals"], days=days,
+                           choices=STATS_DAYS, budget=report.get("budget"), doc_type=doc_type or "",
+                           doc_types=sorted(current_app.extensions["docket.doc_types"]))
