@@ -412,3 +412,38 @@ def test_job_without_a_frontier_sends_uncertain_documents_to_review(job):
     final, attempts, _ = run_escalation(runtime, doc_id)
     assert final.route == REVIEW and not final.escalated and not attempts and not script.requests
     assert [r["code"] for r in final.reasons] == ["low_confidence"]
+
+
+def test_process_document_with_the_tiny_model_does_not_escalate_what_no_frontier_can_settle(model_settings,
+                                                                                             openai_server):
+    """The whole job on the tiny real model (random weights): its values run into the value limit, so the
+    decision says "truncated", and the job must neither call the frontier nor record a frontier attempt.
+    The escalating path of the job is covered above with a stored document and hand-made extractions."""
+    from service import tasks  # noqa: PLC0415
+    from service.models import DONE, Document, ExtractionAttempt  # noqa: PLC0415
+    from tests.frontier_servers import KEY  # noqa: PLC0415
+
+    script, url = openai_server
+    script.then(openai_answers(INVOICE_VALUES))
+    settings = model_settings.model_copy(update={
+        "frontier_provider": "openai", "frontier_model": "gpt-4o-mini", "frontier_base_url": url,
+        "frontier_api_key": KEY, "frontier_max_retries": 0, "max_new_tokens": 200})
+    tasks._FRONTIERS.clear()
+    runtime = tasks.init_runtime(settings)
+    try:
+        with runtime.db.session() as session:
+            doc = Document(doc_type="invoice", media_type="text/plain", content_sha256="1" * 64, size_bytes=60,
+                           text="INVOICE INV/2023/00003\nAzure Interior\nDeco Addict\n31/03/2023\nTotal 4,600.00")
+            session.add(doc)
+            session.commit()
+            doc_id = doc.id
+        result = tasks.process_document(doc_id)
+        with runtime.db.session() as session:
+            doc = session.get(Document, doc_id)
+            engines = [a.engine for a in session.query(ExtractionAttempt).filter_by(document_id=doc_id)]
+        codes = {r["code"] for r in doc.route_reasons}
+        assert doc.status == DONE and result["route"] == doc.route == REVIEW
+        assert "truncated" in codes and not codes & {FRONTIER_AGREED, FRONTIER_DISAGREEMENT, FRONTIER_FAILED}
+        assert engines == ["model"] and not script.requests
+    finally:
+        tasks._FRONTIERS.clear()
