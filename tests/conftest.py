@@ -1,8 +1,8 @@
 """Shared fixtures: real SQLite and PostgreSQL databases, the real Redis, the tiny real model.
 
 PostgreSQL gets a fresh database per test session (dropped at the end); each
-test then starts from empty tables. Redis tests use their own database number
-(``DOCKET_TEST_REDIS_URL``, default db 13), flushed around every test.
+test then starts from empty tables. Each session takes a Redis database number of its own (or the one in
+``DOCKET_TEST_REDIS_URL``), flushed around every test.
 
 The service modules are imported inside the fixtures, not at the top: this
 file is loaded for every test, and the pure-stage tests must not need the web
@@ -101,12 +101,46 @@ def database_url(request: pytest.FixtureRequest) -> str:
 # --- Redis -------------------------------------------------------------------
 
 
+REDIS_LOCK = "docket-test-session"
+
+
+@pytest.fixture(scope="session")
+def redis_session_url() -> Iterator[str]:
+    """A Redis database of its own for this test session.
+
+    Sessions running side by side on one machine each take a free database
+    number (1-15; 0 is left alone) by setting a lock key in it, so flushing
+    between tests never touches another session's jobs.
+    """
+    if os.environ.get("DOCKET_TEST_REDIS_URL"):
+        yield REDIS_URL
+        return
+    base = REDIS_URL.rsplit("/", 1)[0]
+    for number in range(1, 16):
+        url = f"{base}/{number}"
+        conn = Redis.from_url(url)
+        if conn.set(REDIS_LOCK, os.getpid(), nx=True, ex=2 * 3600):
+            try:
+                conn.flushdb()
+                conn.set(REDIS_LOCK, os.getpid(), ex=2 * 3600)
+                yield url
+            finally:
+                conn.flushdb()
+                conn.close()
+            return
+        conn.close()
+    pytest.fail("no free Redis database (1-15) for this test session")
+
+
 @pytest.fixture
-def redis_url() -> Iterator[str]:
-    conn = Redis.from_url(REDIS_URL)
+def redis_url(redis_session_url: str) -> Iterator[str]:
+    """The session's Redis database, emptied before and after the test."""
+    conn = Redis.from_url(redis_session_url)
     conn.flushdb()
-    yield REDIS_URL
+    conn.set(REDIS_LOCK, os.getpid(), ex=2 * 3600)
+    yield redis_session_url
     conn.flushdb()
+    conn.set(REDIS_LOCK, os.getpid(), ex=2 * 3600)
     conn.close()
 
 
