@@ -89,10 +89,13 @@ def field_views(doc_type: DocumentType, fields: dict[str, Any], validation: list
     rules: dict[str, list[str]] = {}
     rule_columns: dict[str, set[str]] = {}
     named: dict[str, list[str]] = {}
+    declared = {rule.get("name"): rule for rule in doc_type.rules}
     for failure in validation:
-        for name in failure.get("fields", []):
+        rule = declared.get(failure["name"], {})
+        terms = [*rule.get("terms", []), rule.get("equals"), rule.get("field"), rule.get("other")]
+        for name in [*failure.get("fields", []), *(t for t in terms if isinstance(t, str))]:
             rules.setdefault(top_field(name), []).append(failure["name"])
-            if column_of(name):
+            if column_of(name):  # a rule over a column flags that column's cells
                 rule_columns.setdefault(top_field(name), set()).add(column_of(name))
     for reason in reasons:
         for name in [reason.get("field"), *reason.get("fields", ())]:

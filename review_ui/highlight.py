@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 
-
 def evidence_spans(views: list) -> list[tuple[int, int, str]]:
     """(start, end, key) for every field and line-item cell with evidence."""
     spans = []
     for view in views:
         cells = [(view.key, view.evidence)] + [(c.key, c.evidence) for row in view.rows for c in row]
         for key, evidence in cells:
-            if isinstance(evidence, dict) and isinstance(evidence.get("start"), int) and isinstance(evidence.get("end"), int):
+            if isinstance(evidence, dict) and all(isinstance(evidence.get(k), int) for k in ("start", "end")):
                 spans.append((evidence["start"], evidence["end"], key))
     return spans
 

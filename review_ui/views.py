@@ -38,6 +38,7 @@ from service.db import get_session
 from service.doctypes import DocumentType
 from service.exceptions import DocketError, NotFound, ReviewConflict
 from service.models import DONE, OPEN, Document, ReviewTask, utcnow
+from service.routing import REVIEW
 from service.storage import FileStore
 from service.users import authenticate_user
 
@@ -186,7 +187,7 @@ def queue() -> str:
     claim = args.get("claim") if args.get("claim") in reviews.CLAIM_FILTERS else "all"
     current = reviews.list_queue(
         get_session(), current_user.row(), doc_type=args.get("doc_type") or None,
-        reason=args.get("reason") or None, claim=claim, sort=sort,
+        reason=args.get("reason") or None, claim=claim, sort=sort, threshold=settings().default_threshold,
     )
     return render_template("queue.html", queue=current, filters={
         "doc_type": args.get("doc_type", ""), "reason": args.get("reason", ""), "claim": claim, "sort": sort,
@@ -202,6 +203,23 @@ def claim(document_id: str) -> Response:
         flash(exc.detail, "error")
         return redirect(url_for("review_ui.queue"), 303)
     return redirect(url_for("review_ui.review", document_id=document_id), 303)
+
+
+@bp.post("/bulk-approve")
+def bulk_approve() -> Response:
+    """Approve, as extracted, the selected documents that only need a glance."""
+    cfg = settings()
+    approved, refused = reviews.bulk_approve(
+        get_session(), doc_types(), request.form.getlist("document_id"), current_user.row(),
+        threshold=cfg.default_threshold, claim_minutes=cfg.review_claim_minutes, golden_share=cfg.golden_share,
+    )
+    if approved:
+        flash(f"Approved {len(approved)} document{'s' if len(approved) != 1 else ''} as extracted.", "ok")
+    for document_id, why in refused.items():
+        flash(f"Not approved {document_id}: {why}", "error")
+    if not approved and not refused:
+        flash("Select the documents to approve first.", "error")
+    return redirect(url_for("review_ui.queue"), 303)
 
 
 @bp.route("/next", methods=["GET", "POST"])
@@ -260,7 +278,7 @@ def review_context(document_id: str) -> dict[str, Any]:
     # A claim of mine that ran out with nobody else taking it still lets me save.
     mine = mine or bool(task and task.claimed_by_id == current_user.id and task.state == OPEN)
     holder = task.claimed_by if task and reviews.claim_active(task, now) and not mine else None
-    awaiting = doc.route == reviews.REVIEW and doc.status == DONE and (task is None or task.state == OPEN)
+    awaiting = doc.route == REVIEW and doc.status == DONE and (task is None or task.state == OPEN)
     return {
         "doc": doc, "task": task, "doc_type": doc_type, "attempt": attempt, "views": views,
         "runs": runs(doc.text or "", evidence_spans(views)), "editable": awaiting and mine,

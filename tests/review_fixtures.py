@@ -46,7 +46,10 @@ def add_user(settings: Settings, email: str, role: str = "reviewer") -> int:
 
 
 def found(text: str, raw: str | None, value: Any, confidence: float, source: str = "model") -> FieldResult:
-    """A field whose evidence is where *raw* first appears in *text* (no evidence when absent)."""
+    """A field whose evidence is where *raw* first appears in *text* (no evidence when absent).
+
+    A misread keeps the evidence of what is printed and gets a wrong *value*.
+    """
     evidence = None
     if raw is not None and raw in text:
         start = text.index(raw)
@@ -61,11 +64,11 @@ def rows_field(text: str, rows: list[dict[str, tuple[Any, Any, float]]]) -> Fiel
 
 
 def store_document(settings: Settings, doc_type_name: str, data: bytes, ingested, filename: str,
-                   fields: dict[str, FieldResult], age_minutes: int = 0) -> str:
+                   fields: dict[str, FieldResult], age_minutes: int = 0, warnings: tuple[str, ...] = ()) -> str:
     """Store the file and a done document routed by the real validator and router."""
     doc_type = load_document_types(settings.schema_dir)[doc_type_name]
     digest, _ = FileStore(settings.files_dir).put(data)
-    extraction = Extraction(doc_type=doc_type_name, fields=fields, model_version="tiny-test")
+    extraction = Extraction(doc_type=doc_type_name, fields=fields, model_version="tiny-test", warnings=list(warnings))
     failures = validate(doc_type, extraction.values(), tolerance=settings.rule_tolerance)
     decision = decide(doc_type, extraction, failures, default_threshold=settings.default_threshold,
                       has_text_layer=ingested.has_text_layer)
@@ -84,6 +87,7 @@ def store_document(settings: Settings, doc_type_name: str, data: bytes, ingested
             result = extraction.to_dict()
             session.add(ExtractionAttempt(
                 document_id=doc.id, engine="model", model_version="tiny-test", fields=result["fields"],
+                warnings=result["warnings"],
                 validation=[{"name": f.name, "fields": list(f.fields), "message": f.message} for f in failures],
             ))
             session.add(AuditEvent(actor="worker", action="extraction.done", document_id=doc.id,
@@ -111,7 +115,7 @@ def seed_pdf_invoice(settings: Settings, age_minutes: int = 60) -> str:
         "currency": found(t, "$", "USD", 0.94),
         "subtotal": found(t, "262.90", 262.9, 0.95),
         "tax": found(t, "16.94", 16.94, 0.94),
-        "total": found(t, "279.34", 279.34, 0.41),  # misread: the document says 279.84
+        "total": found(t, "279.84", 279.34, 0.41),  # misread: the document says 279.84
         "amount_due": found(t, None, None, 0.93),
         "iban": found(t, None, None, 0.95),
         "line_items": rows_field(t, [
@@ -122,14 +126,14 @@ def seed_pdf_invoice(settings: Settings, age_minutes: int = 60) -> str:
             {"description": ("Olive Oil", "Olive Oil", 0.95), "quantity": ("1.00", 1.0, 0.95),
              "unit_price": ("1.00", 1.0, 0.95), "amount": ("0.90", 0.9, 0.95)},
             {"description": ("Luxury Truffles", "Luxury Truffles", 0.95), "quantity": ("15.00", 15.0, 0.95),
-             "unit_price": ("10.00", 10.0, 0.95), "amount": ("$ 15.00", 15.0, 0.38)},  # should be 150.00
+             "unit_price": ("10.00", 10.0, 0.95), "amount": ("$ 150.00", 15.0, 0.38)},  # misread: 150.00
         ]),
     }
     return store_document(settings, "invoice", data, ingested, "AzureInterior.pdf", fields, age_minutes)
 
 
 def seed_ticket(settings: Settings, text: str = XSS_TICKET, filename: str = "xss-ticket.txt",
-                age_minutes: int = 30, summary_confidence: float = 0.35) -> str:
+                age_minutes: int = 30, summary_confidence: float = 0.35, warnings: tuple[str, ...] = ()) -> str:
     """A support ticket (by default one full of markup) with an uncertain summary."""
     data = text.encode()
     ingested = ingest_text(text)
@@ -146,4 +150,4 @@ def seed_ticket(settings: Settings, text: str = XSS_TICKET, filename: str = "xss
         "summary": found(text, "<script>window.__xss = 1</script>", "<script>window.__xss = 1</script>",
                          summary_confidence),
     }
-    return store_document(settings, "ticket", data, ingested, filename, fields, age_minutes)
+    return store_document(settings, "ticket", data, ingested, filename, fields, age_minutes, warnings)

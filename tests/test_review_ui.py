@@ -127,7 +127,8 @@ def test_pages_need_a_login_and_api_keys_open_nothing(client, make_key, docs):
     key = make_key("submit,read,review,admin")
     resp = client.get("/ui/queue", headers={"Authorization": f"Bearer {key}"})
     assert resp.status_code == 302 and "/ui/login" in resp.headers["Location"]
-    assert client.get(f"/ui/documents/{docs['pdf']}/file", headers={"Authorization": f"Bearer {key}"}).status_code == 302
+    resp = client.get(f"/ui/documents/{docs['pdf']}/file", headers={"Authorization": f"Bearer {key}"})
+    assert resp.status_code == 302
 
 
 def test_a_ui_session_is_not_valid_on_the_api(client, reviewer):
@@ -394,6 +395,23 @@ def test_line_items_can_be_reordered_added_and_removed(client, settings, reviewe
         "Luxury Truffles", "Beeswax XL", "Office Chair", "Delivery"]
     assert example.values["line_items"][3] == {"description": "Delivery", "quantity": None, "unit_price": None,
                                                "amount": 9.5}
+
+
+def test_bulk_approve_takes_only_documents_a_person_need_not_read(client, settings, reviewer, docs):
+    clear = seed_ticket(settings, text="Hi, order 4411 never came. Mallory <mallory@example.com>",
+                        filename="clear.txt", summary_confidence=0.97, warnings=("page 2 left out: context budget",))
+    csrf = login(client, reviewer)
+    queue = client.get("/ui/queue").text
+    assert f'id="sel-{clear}"' in queue
+    assert f'id="sel-{docs["pdf"]}"' not in queue and f'id="sel-{docs["ticket"]}"' not in queue
+    resp = client.post("/ui/bulk-approve", data=MultiDict([("csrf_token", csrf), ("document_id", clear),
+                                                           ("document_id", docs["pdf"])]), follow_redirects=True)
+    assert "Approved 1 document as extracted" in resp.text and f"Not approved {docs['pdf']}" in resp.text
+    [example] = fetch(settings, select(TrainingExample))
+    assert example.document_id == clear and set(example.origins.values()) == {"model"}
+    [event] = fetch(settings, select(AuditEvent).where(AuditEvent.action == "review.approved"))
+    assert event.data["bulk"] is True and event.data["changes"] == []
+    assert count(settings, ReviewTask, ReviewTask.state == APPROVED) == 1
 
 
 # --- people ----------------------------------------------------------------------------
