@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 DOCKET := $(VENV)/bin/docket
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test install model services
+.PHONY: run test install model services chromium
 
 # --- set-up ------------------------------------------------------------------
 
@@ -41,5 +41,9 @@ services:
 	@for i in $$(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 1; done; \
 		redis-cli -h 127.0.0.1 -p 6379 ping
 
-test: install services model
+# Debian's Chromium for the review UI's browser tests (Playwright drives it; never `playwright install`).
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update && apt-get install -y chromium; }
+
+test: install services model chromium
 	$(PY) -m pytest -q
