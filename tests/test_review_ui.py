@@ -27,9 +27,11 @@ from service.models import (
     AuditEvent,
     Document,
     ExtractionAttempt,
+    ModelVersion,
     Review,
     ReviewTask,
     TrainingExample,
+    TrainingRun,
     User,
     utcnow,
 )
@@ -412,6 +414,31 @@ def test_bulk_approve_takes_only_documents_a_person_need_not_read(client, settin
     [event] = fetch(settings, select(AuditEvent).where(AuditEvent.action == "review.approved"))
     assert event.data["bulk"] is True and event.data["changes"] == []
     assert count(settings, ReviewTask, ReviewTask.state == APPROVED) == 1
+
+
+def test_engineers_pages_draw_versions_runs_and_stats(app, settings, docs):
+    add_user(settings, "eddie@example.com", "engineer")
+    report = {"doc_type": "invoice", "straight_through": 0.62, "target_precision": 0.99,
+              "fields": {"total": {"accuracy": 0.97}, "vendor_name": {"accuracy": 0.88}},
+              "calibration": [[0.5, 0.45], [0.9, 0.93]]}
+    database = Database(settings.database_uri)
+    with database.session() as session:
+        session.add(ModelVersion(version="m-<b>2</b>", path="/models/2", metrics={"invoice": report}, active=True,
+                                 doc_types=["invoice"]))
+        session.add(ModelVersion(version="m-1", path="/models/1", metrics={}))
+        session.add(TrainingRun(status="processing", base_model_version="m-1", metrics={"loss": [2.0, 1.5, 1.1]}))
+        session.commit()
+    database.dispose()
+    eddie = app.test_client()
+    login(eddie, "eddie@example.com")
+    models = eddie.get("/ui/engineering/models").text
+    assert "m-&lt;b&gt;2&lt;/b&gt;" in models and "<b>2</b>" not in models
+    assert models.count('class="badge-active"') == 1 and "62.0%" in models
+    assert "total: 97.0%" in models and "0.90 → 0.93" in models  # bar and calibration point titles
+    runs = eddie.get("/ui/engineering/runs").text
+    assert 'hx-trigger="every 5s"' in runs and "<polyline" in runs
+    stats = eddie.get("/ui/engineering/stats?days=7").text
+    assert "2 documents" in stats and "review 2" in stats and stats.count("<svg") == 6
 
 
 # --- people ----------------------------------------------------------------------------
