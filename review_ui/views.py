@@ -183,6 +183,7 @@ def index() -> Response:
 @bp.get("/queue")
 def queue() -> str:
     args = request.args
+    session.pop("skipped", None)  # back at the queue: skipped documents come round again
     sort = args.get("sort") if args.get("sort") in reviews.SORTS else "age"
     claim = args.get("claim") if args.get("claim") in reviews.CLAIM_FILTERS else "all"
     current = reviews.list_queue(
@@ -222,7 +223,7 @@ def bulk_approve() -> Response:
     return redirect(url_for("review_ui.queue"), 303)
 
 
-@bp.route("/next", methods=["GET", "POST"])
+@bp.post("/next")
 def next_document() -> Response:
     """Claim the oldest free document and open it (or say the queue is empty)."""
     return load_next(set(session.get("skipped", [])))
