@@ -17,6 +17,7 @@ from typing import Any
 from config.settings import Settings
 from service.db import Database
 from service.doctypes import load_document_types
+from service.escalation import decide_after_escalation, merge
 from service.extract.result import Evidence, Extraction, FieldResult
 from service.ingest import ingest_pdf, ingest_text
 from service.models import DONE, AuditEvent, Document, ExtractionAttempt, utcnow
@@ -64,14 +65,25 @@ def rows_field(text: str, rows: list[dict[str, tuple[Any, Any, float]]]) -> Fiel
 
 
 def store_document(settings: Settings, doc_type_name: str, data: bytes, ingested, filename: str,
-                   fields: dict[str, FieldResult], age_minutes: int = 0, warnings: tuple[str, ...] = ()) -> str:
-    """Store the file and a done document routed by the real validator and router."""
+                   fields: dict[str, FieldResult], age_minutes: int = 0, warnings: tuple[str, ...] = (),
+                   frontier: dict[str, Any] | None = None) -> str:
+    """Store the file and a done document routed by the real validator and router.
+
+    With *frontier* (the fields on which a frontier model answered differently),
+    the real :func:`service.escalation.merge` folds its answer in and a second,
+    ``frontier`` attempt holds the merged fields, as the extraction job does.
+    """
     doc_type = load_document_types(settings.schema_dir)[doc_type_name]
     digest, _ = FileStore(settings.files_dir).put(data)
     extraction = Extraction(doc_type=doc_type_name, fields=fields, model_version="tiny-test", warnings=list(warnings))
     failures = validate(doc_type, extraction.values(), tolerance=settings.rule_tolerance)
     decision = decide(doc_type, extraction, failures, default_threshold=settings.default_threshold,
                       has_text_layer=ingested.has_text_layer)
+    merged = None
+    if frontier is not None:
+        merged = merge(doc_type, extraction, {**extraction.values(), **frontier}, settings.frontier_confidence)
+        decision = decide_after_escalation(doc_type, merged, validate(doc_type, merged.extraction.values()),
+                                           default_threshold=settings.default_threshold, before=decision)
     database = Database(settings.database_uri)
     try:
         with database.session() as session:
@@ -90,6 +102,9 @@ def store_document(settings: Settings, doc_type_name: str, data: bytes, ingested
                 warnings=result["warnings"],
                 validation=[{"name": f.name, "fields": list(f.fields), "message": f.message} for f in failures],
             ))
+            if merged is not None:
+                session.add(ExtractionAttempt(document_id=doc.id, engine="frontier", model_version="frontier-test",
+                                              fields=merged.fields_dict()))
             session.add(AuditEvent(actor="worker", action="extraction.done", document_id=doc.id,
                                    data={"route": doc.route, "reasons": doc.route_reasons}))
             session.commit()
@@ -133,7 +148,8 @@ def seed_pdf_invoice(settings: Settings, age_minutes: int = 60) -> str:
 
 
 def seed_ticket(settings: Settings, text: str = XSS_TICKET, filename: str = "xss-ticket.txt",
-                age_minutes: int = 30, summary_confidence: float = 0.35, warnings: tuple[str, ...] = ()) -> str:
+                age_minutes: int = 30, summary_confidence: float = 0.35, warnings: tuple[str, ...] = (),
+                frontier: dict[str, Any] | None = None) -> str:
     """A support ticket (by default one full of markup) with an uncertain summary."""
     data = text.encode()
     ingested = ingest_text(text)
@@ -150,4 +166,4 @@ def seed_ticket(settings: Settings, text: str = XSS_TICKET, filename: str = "xss
         "summary": found(text, "<script>window.__xss = 1</script>", "<script>window.__xss = 1</script>",
                          summary_confidence),
     }
-    return store_document(settings, "ticket", data, ingested, filename, fields, age_minutes, warnings)
+    return store_document(settings, "ticket", data, ingested, filename, fields, age_minutes, warnings, frontier)

@@ -399,6 +399,22 @@ def test_line_items_can_be_reordered_added_and_removed(client, settings, reviewe
                                                "amount": 9.5}
 
 
+def test_frontier_disagreement_shows_both_candidates(client, settings, reviewer):
+    ticket = seed_ticket(settings, text="Where is my parcel? Order 4411. Mallory <mallory@example.com>",
+                         summary_confidence=0.5, frontier={"category": "delivery", "summary": "Parcel missing"})
+    csrf = login(client, reviewer)
+    assert "frontier disagreement" in client.get("/ui/queue").text
+    page = client.get(f"/ui/documents/{ticket}").text
+    assert "Alt+1 · model: refund" in page and "Alt+2 · frontier: delivery" in page
+    assert "frontier: medium" not in page  # agreeing fields offer no choice
+    form = claim_and_read(client, csrf, ticket)
+    resp = client.post(f"/ui/documents/{ticket}/approve", data=edit(form, f__category="delivery"))
+    assert resp.status_code == 303
+    [example] = fetch(settings, select(TrainingExample))
+    assert example.values["category"] == "delivery" and example.origins["category"] == "human"
+    assert example.origins["priority"] == "frontier"  # agreed: the frontier confirmed the model
+
+
 def test_bulk_approve_takes_only_documents_a_person_need_not_read(client, settings, reviewer, docs):
     clear = seed_ticket(settings, text="Hi, order 4411 never came. Mallory <mallory@example.com>",
                         filename="clear.txt", summary_confidence=0.97, warnings=("page 2 left out: context budget",))
