@@ -187,6 +187,10 @@
       move(el, 1);
       return;
     }
+    if (event.key === "Escape" && isTextEntry(el)) {
+      el.blur(); // leave the field, so single-key shortcuts apply
+      return;
+    }
     if (event.key === "?" && !isTextEntry(el)) {
       event.preventDefault();
       openDialog("help-dialog");
