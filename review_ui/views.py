@@ -162,7 +162,7 @@ def login() -> Response | str:
             login_user(SessionUser(user))
             return redirect(safe_next(request.form.get("next")))
         error = "That e-mail and password do not match an active account."
-    return render_template("login.html", error=error, next=request.args.get("next", "")), 401 if error else 200
+    return render_template("login.html", error=error, next=request.values.get("next", "")), 401 if error else 200
 
 
 @bp.post("/logout")
