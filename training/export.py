@@ -37,6 +37,7 @@ def export_onnx(merged_dir: Path, out_dir: Path, quantize: bool = True, meta: di
             no_post_process=False,
             do_validation=False,
         )
+        keep_last_logits(fp32_dir / MODEL_FILE)
         final = work / "final"
         final.mkdir()
         if quantize:
@@ -61,6 +62,41 @@ def export_onnx(merged_dir: Path, out_dir: Path, quantize: bool = True, meta: di
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return out_dir
+
+
+KEEP_INPUT = "logits_to_keep"
+
+
+def keep_last_logits(model_path: Path) -> None:
+    """Give the graph a ``logits_to_keep`` input: the LM head runs on the last N positions only.
+
+    The head maps 576 → 49,152 per position. A 600-token prefill needs one
+    row of logits, not 600 (118 MB and about a tenth of the prefill's work);
+    a verification pass needs one row per proposed token plus one.
+    """
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(model_path), load_external_data=True)
+    graph = model.graph
+    head = next(n for n in graph.node if "logits" in n.output)
+    if head.op_type != "MatMul":
+        raise RuntimeError(f"unexpected LM head op {head.op_type}; cannot insert {KEEP_INPUT}")
+    hidden = head.input[0]
+    graph.input.append(helper.make_tensor_value_info(KEEP_INPUT, TensorProto.INT64, [1]))
+    graph.initializer.extend([
+        helper.make_tensor("keep_axis", TensorProto.INT64, [1], [1]),
+        helper.make_tensor("keep_end", TensorProto.INT64, [1], [2**62]),
+    ])
+    nodes = [
+        helper.make_node("Neg", [KEEP_INPUT], ["keep_start"], name="keep_start"),
+        helper.make_node("Slice", [hidden, "keep_start", "keep_end", "keep_axis"], ["hidden_kept"], name="keep_slice"),
+    ]
+    head.input[0] = "hidden_kept"
+    position = list(graph.node).index(head)
+    for offset, node in enumerate(nodes):
+        graph.node.insert(position + offset, node)
+    onnx.save(model, str(model_path), save_as_external_data=model.ByteSize() > 2**31 - 2**20)
 
 
 if __name__ == "__main__":

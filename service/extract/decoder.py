@@ -169,10 +169,10 @@ class Decoder:
         calls = proposed = accepted = 0
         prefill_ms = 0.0
 
-        def run_model(ids: list[int], kv):
+        def run_model(ids: list[int], kv, keep: int = 1):
             nonlocal model_s, prefill_ms, calls
             t0 = time.perf_counter()
-            out = session.forward(ids, kv)
+            out = session.forward(ids, kv, keep)
             elapsed = time.perf_counter() - t0
             model_s += elapsed
             if calls == 0:
@@ -202,9 +202,9 @@ class Decoder:
             closing = self._must_close(out_bytes, len(tokens), max_new_tokens)
             proposal = self._propose(out_bytes, state, source) if speculate and not closing else []
             proposal = proposal[: max(0, max_new_tokens - len(tokens) - 1)]
-            logits, cache = run_model(pending + proposal, cache)
+            logits, cache = run_model(pending + proposal, cache, keep=len(proposal) + 1)
             proposed += len(proposal)
-            base = len(pending) - 1
+            base = 0  # row j predicts the token after pending + proposal[:j]
             fed_before = cache.length - len(pending) - len(proposal)
             taken = 0
             for j in range(len(proposal) + 1):

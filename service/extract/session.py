@@ -62,13 +62,18 @@ class ModelSession:
         self.kv_heads, self.head_dim = int(first.shape[1]), int(first.shape[3])
         self.dtype = np.float16 if "float16" in first.type else np.float32
         self.output_names = ["logits", *self.present_names]
+        self.keeps_logits = any(i.name == "logits_to_keep" for i in inputs)
 
     def empty_cache(self) -> KVCache:
         shape = (1, self.kv_heads, 0, self.head_dim)
         return KVCache([np.zeros(shape, dtype=self.dtype) for _ in self.past_names])
 
-    def forward(self, token_ids: list[int], cache: KVCache) -> tuple[np.ndarray, KVCache]:
-        """Logits for each fed token (``[len(token_ids), vocab]``) and the extended cache."""
+    def forward(self, token_ids: list[int], cache: KVCache, keep: int | None = None) -> tuple[np.ndarray, KVCache]:
+        """Logits for the last *keep* fed tokens (all when None) and the extended cache.
+
+        Models exported by Docket compute the LM head only for those rows
+        (``logits_to_keep``); for others the rows are sliced here.
+        """
         past = cache.length
         n = len(token_ids)
         feed = {
@@ -76,6 +81,9 @@ class ModelSession:
             "attention_mask": np.ones((1, past + n), dtype=np.int64),
             "position_ids": np.arange(past, past + n, dtype=np.int64)[None, :],
         }
+        keep = n if keep is None else min(keep, n)
+        if self.keeps_logits:
+            feed["logits_to_keep"] = np.asarray([keep], dtype=np.int64)
         feed.update(zip(self.past_names, cache.arrays))
         logits, *present = self.session.run(self.output_names, feed)
-        return logits[0], KVCache(present)
+        return logits[0][-keep:], KVCache(present)
