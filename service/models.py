@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -43,6 +44,9 @@ SCOPES = ("submit", "read", "review", "train", "admin")
 ROLES = ("reviewer", "engineer", "admin")  # people in the review UI
 # Review task state: open (in the queue), approved or rejected by a person.
 OPEN, APPROVED, REJECTED = "open", "approved", "rejected"
+# Model version status (see service.registry); REJECTED above doubles as "failed the gate".
+CANDIDATE, ACTIVE, RETIRED = "candidate", "active", "retired"
+MODEL_STATUSES = (CANDIDATE, ACTIVE, RETIRED, REJECTED)
 
 
 def utcnow() -> datetime:
@@ -269,31 +273,67 @@ class AuditEvent(Base):
 
 
 class ModelVersion(Base):
-    """A model artifact the engine can load, with the metrics it was accepted on."""
+    """A model artifact the engine can load, with the metrics it was judged on (see :mod:`service.registry`).
+
+    ``status`` is candidate (registered, not judged), active (served; at most
+    one), retired (was active, replaced) or rejected (failed the gate; ``gate``
+    holds the comparison). ``previous`` is the version that was active when
+    this one became active: what a rollback goes back to.
+    """
 
     __tablename__ = "model_versions"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     version: Mapped[str] = mapped_column(String(200), unique=True)
+    parent: Mapped[str | None] = mapped_column(String(200))  # the version it was trained against
+    base_model: Mapped[str] = mapped_column(String(200), default="")
+    data_hash: Mapped[str] = mapped_column(String(64), default="")  # SHA-256 of the training examples
     path: Mapped[str] = mapped_column(Text)
-    sha256: Mapped[str] = mapped_column(String(64), default="")
+    sha256: Mapped[str] = mapped_column(String(64), default="")  # of the artifact folder's files
     doc_types: Mapped[list[Any]] = mapped_column(default=list)
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    gate: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the comparison that promoted or rejected it
+    status: Mapped[str] = mapped_column(String(16), default=CANDIDATE, index=True)
+    previous: Mapped[str | None] = mapped_column(String(200))
+    training_run_id: Mapped[int | None] = mapped_column(ForeignKey("training_runs.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    activated_at: Mapped[datetime | None]
+
+    @hybrid_property
+    def active(self) -> bool:
+        return self.status == ACTIVE
+
+    @active.inplace.setter
+    def _active_setter(self, value: bool) -> None:
+        self.status = ACTIVE if value else (RETIRED if self.status == ACTIVE else self.status or CANDIDATE)
+
+    @active.inplace.expression
+    @classmethod
+    def _active_expression(cls):
+        return cls.status == ACTIVE
 
 
 class TrainingRun(Base):
-    """One fine-tuning run: what it started from, what it made, how it scored."""
+    """One retraining run: what it started from, how far it is, what it made and how it scored.
+
+    Status goes queued → processing → done | failed. ``slot`` is 1 while the
+    run is queued or processing and NULL after; its unique constraint lets the
+    database itself refuse a second concurrent run. ``progress`` is the latest
+    ``{step, total, loss, eta_s, stage}``; ``log`` grows line by line.
+    """
 
     __tablename__ = "training_runs"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     status: Mapped[str] = mapped_column(String(16), default=QUEUED)
+    slot: Mapped[int | None] = mapped_column(Integer, unique=True)
+    requested_by: Mapped[str] = mapped_column(String(200), default="")
     base_model_version: Mapped[str] = mapped_column(String(200), default="")
     output_model_version: Mapped[str | None] = mapped_column(String(200))
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    progress: Mapped[dict[str, Any]] = mapped_column(default=dict)
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    log: Mapped[str] = mapped_column(Text, default="")
     job_id: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
