@@ -161,7 +161,8 @@ def tiny_model_dir() -> Path:
     Built once per machine into the model cache, keyed by the hash of the
     module that builds it, so a changed recipe builds a new one.
     """
-    tiny = pytest.importorskip("training.tiny", reason="training.tiny (the tiny test model) is not there yet")
+    from training import tiny  # noqa: PLC0415 - torch, only for the tests that run a model
+
     recipe = hashlib.sha256(Path(tiny.__file__).read_bytes()).hexdigest()[:16]
     cache = Path(os.environ.get("DOCKET_MODEL_CACHE_DIR", Path.home() / ".cache" / "docket" / "models"))
     return Path(tiny.build_tiny_model(cache / f"tiny-{recipe}"))

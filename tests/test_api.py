@@ -7,10 +7,7 @@ import io
 import json
 
 import pytest
-
-pytest.importorskip("service.extract.engine", reason="the extraction engine (service/extract/engine.py) is not there yet")
-
-from redis import Redis  # noqa: E402
+from redis import Redis
 from sqlalchemy import create_engine, func, select
 
 from service.models import AuditEvent, Document

@@ -9,12 +9,10 @@ import time
 
 import pytest
 
-pytest.importorskip("service.extract.engine", reason="the extraction engine (service/extract/engine.py) is not there yet")
-
-from service import db, tasks  # noqa: E402
-from service.queue import stop_embedded_redis  # noqa: E402
-from tests.conftest import invoice_pdf, run_jobs, start_worker  # noqa: E402
-from tests.test_ingest import email_with_pdf  # noqa: E402
+from service import db, tasks
+from service.queue import stop_embedded_redis
+from tests.conftest import invoice_pdf, run_jobs, start_worker
+from tests.test_ingest import email_with_pdf
 
 TICKET = (
     "From: dana.lee@example.com\nSubject: VPN refuses my password\n\n"

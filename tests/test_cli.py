@@ -14,11 +14,8 @@ import urllib.request
 import pytest
 from sqlalchemy import create_engine, inspect, select
 
+from service.models import ApiKey
 from tests.conftest import ROOT, wait_until
-
-pytest.importorskip("service.extract.engine", reason="the extraction engine (service/extract/engine.py) is not there yet")
-
-from service.models import ApiKey  # noqa: E402
 
 
 def docket(env: dict, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -11,19 +11,16 @@ import signal
 import time
 
 import pytest
+from redis import Redis
+from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
+from sqlalchemy import create_engine, select, text
 
-pytest.importorskip("service.extract.engine", reason="the extraction engine (service/extract/engine.py) is not there yet")
-
-from redis import Redis  # noqa: E402
-from rq.job import Job, JobStatus  # noqa: E402
-from rq.registry import StartedJobRegistry  # noqa: E402
-from sqlalchemy import create_engine, select, text  # noqa: E402
-
-from service.models import AuditEvent, Document  # noqa: E402
-from service.queue import EXTRACTION  # noqa: E402
-from service.tasks import HEARTBEAT_SLACK_S  # noqa: E402
-from tests.conftest import start_worker, wait_until  # noqa: E402
-from tests.test_ingest import blank_pdf  # noqa: E402
+from service.models import AuditEvent, Document
+from service.queue import EXTRACTION
+from service.tasks import HEARTBEAT_SLACK_S
+from tests.conftest import start_worker, wait_until
+from tests.test_ingest import blank_pdf
 
 TICKET = "From: dana@example.com\nSubject: VPN down\n\nSince this morning the VPN refuses my password."
 
