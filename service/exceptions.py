@@ -125,6 +125,29 @@ class AlreadyDecided(ReviewConflict):
     slug, title = "already-decided", "This document has already been reviewed"
 
 
+# --- models and training -----------------------------------------------------
+
+
+class RegistryConflict(DocketError):
+    """A model registry change the registry's current state does not allow."""
+
+    status, slug, title = 409, "registry-conflict", "The model registry does not allow this change"
+
+
+class NothingToRollBack(RegistryConflict):
+    slug, title = "nothing-to-roll-back", "There is no earlier model version to roll back to"
+
+
+class ArtifactMismatch(RegistryConflict):
+    """The model folder is gone or its files no longer hash to the registered SHA-256."""
+
+    slug, title = "artifact-mismatch", "The model artifact does not match the registry"
+
+
+class TrainingRunActive(DocketError):
+    status, slug, title = 409, "training-run-active", "A training run is already queued or running"
+
+
 # --- the service -------------------------------------------------------------
 
 

@@ -31,11 +31,13 @@ from service.doctypes import DocumentType, load_document_types
 from service import metrics
 from service.escalation import BUDGET_EXHAUSTED, FRONTIER_FAILED, escalate
 from service.exceptions import FrontierConfigError, UnknownDocType
-from service.extract.engine import Engine, load_engine
+from service.extract.artifacts import resolve_model_dir
+from service.extract.engine import Engine, ModelNotFound
 from service.frontier import FrontierClient, make_frontier_client
 from service.ingest import IngestedDocument
 from service.models import DONE, FAILED, PROCESSING, QUEUED, AuditEvent, Document, ExtractionAttempt, utcnow
 from service.queue import EXTRACTION, QUEUES
+from service.registry import ActiveModelWatch, ModelRef, active_ref
 from service.routing import REVIEW, Decision, decide, thresholds_for
 from service.stats import monthly_frontier_spend
 from service.validate import apply_rule_failures, validate
@@ -48,14 +50,53 @@ NO_TEXT_LAYER = {"code": "no_text_layer", "message": "no text layer"}
 # --- per-process state -------------------------------------------------------
 
 _ENGINES: dict[str, Engine] = {}
+_WATCHES: dict[str, ActiveModelWatch] = {}
 
 
-def get_engine(settings: Settings) -> Engine:
-    """The engine for *settings*' model, loaded once per process."""
-    key = str(settings.model_dir or settings.model_cache_dir)
+def active_model_watch(settings: Settings, db: Database | None = None) -> ActiveModelWatch:
+    """This process's view of the registry's active version, one per database."""
+    key = settings.database_uri
+    watch = _WATCHES.get(key)
+    if watch is None:
+        database = db or Database(key)
+
+        def lookup() -> ModelRef | None:
+            with database.session() as session:
+                return active_ref(session)
+
+        watch = _WATCHES[key] = ActiveModelWatch(lookup)
+    return watch
+
+
+def get_engine(settings: Settings, db: Database | None = None) -> Engine:
+    """The engine for the active model version, loaded once per process and switched without a restart.
+
+    The registry's active version wins; with none registered, *settings*'
+    model (``model_dir`` or the default model) is served. The registry is read
+    at most every :data:`service.registry.ACTIVE_CHECK_S` seconds, so a
+    promotion reaches this process within that interval; the new model loads
+    on the next call. A job holds the engine it got, so a job already running
+    finishes on it. If the new version cannot be loaded, the engine already
+    loaded keeps serving and the error is logged.
+    """
+    ref = active_model_watch(settings, db).current()
+    model_dir = ref.path if ref else resolve_model_dir(settings)
+    key = str(model_dir)
     engine = _ENGINES.get(key)
-    if engine is None:
-        engine = _ENGINES[key] = load_engine(settings)
+    if engine is not None:
+        return engine
+    try:
+        engine = Engine(model_dir, settings)
+    except ModelNotFound:
+        if ref is None or not _ENGINES:
+            raise
+        log.exception("cannot load model version %s from %s; still serving the model loaded before", ref.version, model_dir)
+        return next(iter(_ENGINES.values()))
+    if ref is not None and engine.model_version != ref.version:
+        engine.model_version = ref.version  # extractions record the registry's version id
+    _ENGINES.clear()  # the replaced engine lives on only in jobs still holding it
+    _ENGINES[key] = engine
+    log.info("serving model %s from %s", engine.model_version, model_dir)
     return engine
 
 
@@ -168,7 +209,7 @@ def process_document(document_id: str) -> dict[str, Any]:
             doc.route, doc.route_reasons = REVIEW, [dict(NO_TEXT_LAYER)]
             metrics.record_decision(doc.doc_type, REVIEW, escalated=False)
         else:
-            engine = get_engine(runtime.settings)
+            engine = get_engine(runtime.settings, runtime.db)
             started = time.perf_counter()
             extraction = engine.extract(doc_type, to_ingested(doc))
             latency_ms = (time.perf_counter() - started) * 1000.0

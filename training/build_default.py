@@ -24,16 +24,18 @@ from training.export import META_FILE, export_onnx
 from training.merge import merge_adapter
 
 
-def build_model(adapter_dir: Path, out_dir: Path, version: str, quantize: bool = True) -> Path:
+def build_model(adapter_dir: Path, out_dir: Path, version: str, quantize: bool = True,
+                base_dir: Path | None = None) -> Path:
+    """Merge *adapter_dir* into the base (*base_dir*, default the SmolLM2 base) and export to *out_dir*."""
     adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
     if (out_dir / "model.onnx").exists() and (out_dir / META_FILE).exists():
         return out_dir
-    base = ensure_base()
+    base = Path(base_dir) if base_dir else ensure_base()
     calibration_file = adapter_dir / "calibration.json"
     extra = json.loads(calibration_file.read_text()) if calibration_file.exists() else {}
     meta = {
         "version": version,
-        "base_model": BASE_ID,
+        "base_model": BASE_ID if base_dir is None else base.name,
         "adapter_sha256": _dir_hash(adapter_dir),
         "calibration": extra.get("calibration"),
         "thresholds": extra.get("thresholds"),

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import shutil
 from pathlib import Path
@@ -25,10 +24,10 @@ from training.export import META_FILE, export_onnx  # noqa: E402
 TINY_RECIPE = "tiny-llama-v1: hidden 64, 2 layers, 4 heads / 2 kv heads, seed 0"
 
 
-def build_tiny_model(dest: Path, seed: int = 0) -> Path:
-    """Build once into *dest* (a folder with model.onnx, tokenizer.json, docket-model.json)."""
+def save_tiny_hf(dest: Path, seed: int = 0) -> Path:
+    """Save the tiny llama and the real tokenizer as a Hugging Face folder (a base model for LoRA tests)."""
     dest = Path(dest)
-    if (dest / "model.onnx").exists() and (dest / META_FILE).exists():
+    if (dest / "model.safetensors").exists() and (dest / "tokenizer.json").exists():
         return dest
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
@@ -53,10 +52,22 @@ def build_tiny_model(dest: Path, seed: int = 0) -> Path:
     # Larger logits than the default init, so greedy choices are far from ties.
     with torch.no_grad():
         model.model.embed_tokens.weight.mul_(50.0)
-    staging = dest.with_name(dest.name + ".hf")
+    staging = dest.with_name(dest.name + f".{os.getpid()}.tmp")
     shutil.rmtree(staging, ignore_errors=True)
     model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
+    if dest.exists():
+        shutil.rmtree(dest)
+    staging.rename(dest)
+    return dest
+
+
+def build_tiny_model(dest: Path, seed: int = 0) -> Path:
+    """Build once into *dest* (a folder with model.onnx, tokenizer.json, docket-model.json)."""
+    dest = Path(dest)
+    if (dest / "model.onnx").exists() and (dest / META_FILE).exists():
+        return dest
+    staging = save_tiny_hf(dest.with_name(dest.name + ".hf"), seed)
     version = "tiny-" + hashlib.sha256(f"{TINY_RECIPE}:{seed}".encode()).hexdigest()[:10]
     export_onnx(staging, dest, quantize=False, meta={"version": version, "base_model": "tiny-random-llama", "recipe": TINY_RECIPE})
     shutil.rmtree(staging, ignore_errors=True)
