@@ -1,0 +1,105 @@
+"""The promotion gate: a candidate replaces the active model only if it is measurably no worse.
+
+Both models are scored on the same golden set (approved documents held back
+from training). The candidate passes when
+
+  * its overall field accuracy is at least the active model's, and
+  * no field's accuracy drops by more than ``margin`` (default 0.01 = 1 point);
+
+and, for each guard suite given (the evaluation splits of ../shared/data),
+its overall accuracy drops by no more than ``margin``. Otherwise it is
+rejected, and the comparison says why. Pure: counts in, decision out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from service.evaluation import Report
+
+EPSILON = 1e-9  # accuracies are ratios of counts: compare them without float noise
+
+
+@dataclass
+class Scores:
+    """Correct and labelled counts per field ("doc_type.field") on one evaluation set."""
+
+    fields: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    @classmethod
+    def from_reports(cls, reports: Iterable[Report]) -> "Scores":
+        out: dict[str, tuple[int, int]] = {}
+        for report in reports:
+            for name, f in report.fields.items():
+                out[f"{report.doc_type}.{name}"] = (f.correct, f.labelled)
+        return cls(out)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Scores":
+        return cls({k: (int(v["correct"]), int(v["labelled"])) for k, v in data.get("fields", {}).items()})
+
+    @property
+    def labelled(self) -> int:
+        return sum(n for _, n in self.fields.values())
+
+    @property
+    def overall(self) -> float | None:
+        n = self.labelled
+        return sum(c for c, _ in self.fields.values()) / n if n else None
+
+    def accuracy(self, name: str) -> float | None:
+        correct, n = self.fields.get(name, (0, 0))
+        return correct / n if n else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "overall": self.overall,
+            "labelled": self.labelled,
+            "fields": {k: {"correct": c, "labelled": n, "accuracy": c / n if n else None} for k, (c, n) in self.fields.items()},
+        }
+
+
+@dataclass
+class GateDecision:
+    promote: bool
+    reasons: list[str]
+    comparison: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"decision": "promote" if self.promote else "reject", "reasons": self.reasons, **self.comparison}
+
+
+def judge(candidate: Scores, active: Scores | None, margin: float = 0.01,
+          guards: dict[str, tuple[Scores, Scores]] | None = None) -> GateDecision:
+    """Compare *candidate* with *active* on the golden set (and *guards*: name → (candidate, active))."""
+    reasons: list[str] = []
+    fields: dict[str, Any] = {}
+    if candidate.overall is None:
+        reasons.append("the golden set is empty: approve more documents before retraining can be judged")
+    elif active is not None and active.overall is not None:
+        if candidate.overall + EPSILON < active.overall:
+            reasons.append(f"overall accuracy {candidate.overall:.2%} is below the active model's {active.overall:.2%}")
+        for name in sorted(set(candidate.fields) | set(active.fields)):
+            before, after = active.accuracy(name), candidate.accuracy(name)
+            delta = None if before is None or after is None else after - before
+            fields[name] = {"active": before, "candidate": after, "delta": delta,
+                            "labelled": candidate.fields.get(name, (0, 0))[1]}
+            if delta is not None and -delta > margin + EPSILON:
+                reasons.append(f"{name} drops {-delta:.2%} ({before:.2%} → {after:.2%}), more than the {margin:.2%} allowed")
+    guard_out: dict[str, Any] = {}
+    for name, (cand, act) in (guards or {}).items():
+        delta = None if cand.overall is None or act.overall is None else cand.overall - act.overall
+        guard_out[name] = {"active": act.overall, "candidate": cand.overall, "delta": delta}
+        if delta is not None and -delta > margin + EPSILON:
+            reasons.append(f"{name}: overall accuracy drops {-delta:.2%}, more than the {margin:.2%} allowed")
+    comparison = {
+        "margin": margin,
+        "overall": {"active": active.overall if active else None, "candidate": candidate.overall,
+                    "labelled": candidate.labelled},
+        "fields": fields,
+        "guards": guard_out,
+        "candidate": candidate.to_dict(),
+        "active": active.to_dict() if active else None,
+    }
+    return GateDecision(not reasons, reasons, comparison)
