@@ -1,6 +1,7 @@
 """Alembic environment: the target is ``service.models`` metadata; the URL comes from the config."""
 
 from alembic import context
+
 from service.db import make_engine
 from service.models import Base, UTCDateTime
 

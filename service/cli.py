@@ -20,13 +20,14 @@ from config.settings import get_settings
 from service import db
 from service.app import create_app
 from service.auth import create_api_key
+from service.cli_engine import COMMANDS as ENGINE_COMMANDS
+from service.cli_models import COMMANDS as MODELS_COMMANDS
+from service.cli_stats import COMMANDS as STATS_COMMANDS
+from service.cli_users import COMMANDS as USERS_COMMANDS
 from service.exceptions import DocketError
 from service.extract.engine import ModelNotFound
 from service.models import SCOPES, ApiKey
 from service.queue import QUEUES, connect_redis, start_embedded_redis, stop_embedded_redis
-from service.cli_engine import COMMANDS as ENGINE_COMMANDS
-from service.cli_stats import COMMANDS as STATS_COMMANDS
-from service.cli_users import COMMANDS as USERS_COMMANDS
 from service.tasks import get_engine, init_runtime, make_worker
 
 
@@ -162,7 +163,7 @@ def run(host: str, port: int) -> None:
         click.echo("stopped", err=True)
 
 
-for _command in [*ENGINE_COMMANDS, *STATS_COMMANDS, *USERS_COMMANDS]:
+for _command in [*ENGINE_COMMANDS, *MODELS_COMMANDS, *STATS_COMMANDS, *USERS_COMMANDS]:
     main.add_command(_command)
 
 

@@ -7,8 +7,6 @@ On SQLite and on PostgreSQL with the real Redis, and on the embedded default
 import io
 import time
 
-import pytest
-
 from service import db, tasks
 from service.queue import stop_embedded_redis
 from tests.conftest import invoice_pdf, run_jobs, start_worker

@@ -6,10 +6,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from service.auth import authenticate, create_api_key
+from service.auth import authenticate, create_api_key, require_scope
 from service.db import Database
 from service.exceptions import Forbidden, InvalidRequest, Unauthorized
-from service.auth import require_scope
 from service.models import ApiClient, AuditEvent, Document, ExtractionAttempt, Review, User
 
 
