@@ -8,7 +8,7 @@ import json
 
 import pytest
 from redis import Redis
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, func, select, text
 
 from service.models import AuditEvent, Document
 from tests.conftest import invoice_pdf, run_jobs
@@ -362,3 +362,28 @@ def test_openapi_is_3_1_and_generated_from_the_models(client):
 def test_docs_page(client):
     resp = client.get("/docs/swagger/")
     assert resp.status_code == 200 and b"openapi.json" in resp.data
+
+
+def test_a_very_long_filename_is_kept_to_its_last_255_characters(client, auth):
+    name = "x" * 300 + ".pdf"
+    resp = post_file(client, auth, invoice_pdf(), name, "application/pdf")
+    assert resp.status_code == 202, resp.get_json()
+    assert resp.get_json()["filename"] == name[-255:]
+
+
+def test_a_database_failure_mid_insert_leaves_no_row_and_no_file(client, auth, settings):
+    """The audit table vanishes under the app: the insert fails, and the stored file is taken back."""
+    engine = create_engine(settings.database_uri)
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE audit_events RENAME TO audit_events_away"))
+    try:
+        resp = post_file(client, auth, invoice_pdf(), "a.pdf", "application/pdf")
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE audit_events_away RENAME TO audit_events"))
+        engine.dispose()
+    body = assert_problem(resp, 500, "internal-error")
+    assert "changed nothing" in body["detail"]
+    assert count_rows(settings) == 0
+    assert stored_files(settings) == []
+    assert queued_jobs(settings) == 0

@@ -175,7 +175,8 @@ def read_submission() -> tuple[str | None, bytes, str | None, str | None]:
         upload = request.files.get("file")
         if upload is None:
             raise EmptyDocument("The request carried no document: send it in a multipart part named 'file'.")
-        return request.form.get("doc_type"), upload.read(), upload.filename or None, upload.mimetype
+        filename = (upload.filename or "")[-255:] or None  # the column's limit; the end keeps the extension
+        return request.form.get("doc_type"), upload.read(), filename, upload.mimetype
     if request.mimetype == "application/json" or request.mimetype.endswith("+json"):
         payload = request.get_json(silent=True)
         if payload is None:
