@@ -1,9 +1,8 @@
 """Engineers' pages: model versions, training runs and stats, drawn as inline SVG charts.
 
 Reachable by the engineer and admin roles only (the parent blueprint has
-already required a login). Promoting or rolling back a model version belongs
-to the model registry of the learning loop; until it exists these pages only
-read ``model_versions``.
+already required a login and checks CSRF). Promotion and rollback go through
+:mod:`service.registry`, each behind a confirmation page.
 """
 
 from __future__ import annotations
@@ -12,12 +11,14 @@ from collections import defaultdict
 from datetime import date, timedelta
 from typing import Any
 
-from flask import Blueprint, abort, current_app, render_template, request
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
 from review_ui import charts
+from service import registry
 from service.db import get_session
+from service.exceptions import RegistryConflict
 from service.models import PROCESSING, QUEUED, ModelVersion, TrainingRun, utcnow
 from service.stats import compute_stats
 
@@ -64,6 +65,53 @@ def models() -> str:
                                                   calibration_points(report)),
             })
     return render_template("engineering/models.html", versions=versions, panels=panels)
+
+
+def actor() -> str:
+    return f"user:{current_user.email}"
+
+
+@bp.get("/models/<path:version>/promote")
+def confirm_promote(version: str) -> str:
+    db = get_session()
+    return render_template("engineering/confirm.html", action="promote", entry=registry.get_version(db, version),
+                           active=registry.active_version(db))
+
+
+@bp.post("/models/<path:version>/promote")
+def promote(version: str) -> Response:
+    try:
+        registry.promote(get_session(), version, actor(), reason="manual, from the review UI")
+        flash(f"{version} is now the served model; workers switch to it within seconds.", "ok")
+    except RegistryConflict as exc:
+        get_session().rollback()
+        flash(exc.detail, "error")
+    return redirect(url_for("review_ui.engineering.models"), 303)
+
+
+@bp.get("/models/rollback")
+def confirm_rollback() -> str:
+    db = get_session()
+    active = registry.active_version(db)
+    if active is None:
+        abort(404)
+    return render_template("engineering/confirm.html", action="rollback", entry=active, active=active)
+
+
+@bp.post("/models/rollback")
+def rollback() -> Response:
+    db = get_session()
+    active = registry.active_version(db)
+    if active is None or active.version != request.form.get("active"):
+        flash("The active model changed since you looked; nothing was rolled back. Check the table again.", "error")
+        return redirect(url_for("review_ui.engineering.models"), 303)
+    try:
+        target = registry.rollback(db, actor())
+        flash(f"Rolled back from {active.version} to {target.version}.", "ok")
+    except RegistryConflict as exc:
+        db.rollback()
+        flash(exc.detail, "error")
+    return redirect(url_for("review_ui.engineering.models"), 303)
 
 
 @bp.get("/runs")

@@ -457,6 +457,47 @@ def test_engineers_pages_draw_versions_runs_and_stats(app, settings, docs):
     assert "2 documents" in stats and "review 2" in stats and stats.count("<svg") == 6
 
 
+def test_engineers_promote_and_roll_back_after_confirming(app, settings, tmp_path, reviewer):
+    from service import registry  # noqa: PLC0415
+
+    add_user(settings, "eddie@example.com", "engineer")
+    database = Database(settings.database_uri)
+    with database.session() as session:
+        for name in ("m-1", "m-2"):
+            folder = tmp_path / name
+            folder.mkdir()
+            (folder / "model.onnx").write_bytes(name.encode())
+            registry.register(session, version=name, path=folder, actor="test")
+        session.commit()
+        registry.promote(session, "m-1", "test")
+    database.dispose()
+    eddie, rita = app.test_client(), app.test_client()
+    csrf = login(eddie, "eddie@example.com")
+    rita_csrf = login(rita, reviewer)
+
+    page = eddie.get("/ui/engineering/models").text
+    assert "/ui/engineering/models/m-2/promote" in page and "Roll back to" not in page
+    assert "Promote m-2?" in eddie.get("/ui/engineering/models/m-2/promote").text
+    assert eddie.post("/ui/engineering/models/m-2/promote").status_code == 400  # no CSRF token
+    assert rita.post("/ui/engineering/models/m-2/promote", data={"csrf_token": rita_csrf}).status_code == 403
+    resp = eddie.post("/ui/engineering/models/m-2/promote", data={"csrf_token": csrf}, follow_redirects=True)
+    assert "m-2 is now the served model" in resp.text and "Roll back to m-1" in resp.text
+    active = fetch(settings, select(ModelVersion.version).where(ModelVersion.status == "active"))
+    assert active == ["m-2"]
+    [event] = fetch(settings, select(AuditEvent).where(AuditEvent.action == "model.promoted",
+                                                       AuditEvent.actor == "user:eddie@example.com"))
+    assert event.data["previous"] == "m-1"
+
+    # A rollback confirmed against an active version that has since changed does nothing.
+    resp = eddie.post("/ui/engineering/models/rollback", data={"csrf_token": csrf, "active": "m-1"},
+                      follow_redirects=True)
+    assert "nothing was rolled back" in resp.text
+    resp = eddie.post("/ui/engineering/models/rollback", data={"csrf_token": csrf, "active": "m-2"},
+                      follow_redirects=True)
+    assert "Rolled back from m-2 to m-1" in resp.text
+    assert fetch(settings, select(ModelVersion.version).where(ModelVersion.status == "active")) == ["m-1"]
+
+
 # --- people ----------------------------------------------------------------------------
 
 
