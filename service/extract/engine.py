@@ -106,7 +106,10 @@ class Engine:
             prompt_ids, self.settings.max_new_tokens, fitted.text.encode("utf-8"), speculate=speculate
         )
         fields, cut = self._fields(doc_type, document, result)
-        warnings += [f"value of {name} cut off: token cap or value limit" for name in cut]
+        # A runaway value (the model looping) is the model's failure, not the
+        # document's: worded so routing does not treat it as truncation, which a
+        # frontier model reading the whole text can settle.
+        warnings += [f"{name}: value closed early at the decoding limits" for name in cut]
         timings = dict(result.timings_ms)
         timings["total"] = (time.perf_counter() - started) * 1000
         return Extraction(
