@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     # Session cookie Secure flag: None sets it exactly when the request came over HTTPS.
     session_cookie_secure: bool | None = None
 
+    # Learning loop (service.registry, training.retrain, training.gate).
+    training_timeout_s: int = 3 * 3600  # a retraining run's job timeout
+    gate_margin: float = 0.01  # the most any one field's golden-set accuracy may drop (0.01 = 1 point)
+    replay_examples: int = 200  # earlier training examples mixed into each retraining run
+
     # Secrets.
     secret_key: str = "dev-only-change-me"
 

@@ -196,3 +196,68 @@ class SchemaList(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     checks: dict[str, str] = {}
+
+
+# --- the learning loop -------------------------------------------------------
+
+
+class TrainingRunRequest(BaseModel):
+    """Options of a retraining run; every one has a sensible default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int | None = Field(default=None, description="Seed for sampling and training (default 1337).")
+    steps: int | None = Field(default=None, ge=1, le=100_000, description="Training steps (default: one pass).")
+    replay: int | None = Field(default=None, ge=0, le=10_000, description="Earlier training examples mixed in.")
+    approved_repeats: int | None = Field(default=None, ge=1, le=10, description="Passes over the approved examples.")
+    eval_shared: int | None = Field(default=None, ge=0, le=10_000,
+                                    description="Documents per evaluation split of ../shared/data to guard on.")
+
+
+class TrainingProgress(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    stage: str | None = Field(default=None, description="data, train, build, calibrate, evaluate or done.")
+    step: int | None = None
+    total: int | None = None
+    loss: float | None = None
+    eta_s: float | None = None
+
+
+class TrainingRunOut(BaseModel):
+    id: int
+    status: Literal["queued", "processing", "done", "failed"]
+    requested_by: str
+    base_model_version: str | None = Field(default=None, description="The active version when the run was requested.")
+    output_model_version: str | None = Field(default=None, description="The version the run registered.")
+    params: dict[str, Any] = {}
+    progress: TrainingProgress = TrainingProgress()
+    metrics: dict[str, Any] = Field(default={}, description="Loss curve, golden-set report and the gate's comparison.")
+    error: str | None = None
+    log: str = ""
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    links: dict[str, str] = {}
+
+
+class ModelVersionOut(BaseModel):
+    version: str
+    status: Literal["candidate", "active", "retired", "rejected"]
+    parent: str | None = None
+    previous: str | None = Field(default=None, description="The version a rollback from this one returns to.")
+    base_model: str
+    data_hash: str
+    path: str
+    sha256: str
+    doc_types: list[str] = []
+    metrics: dict[str, Any] = {}
+    gate: dict[str, Any] = Field(default={}, description="The comparison that promoted or rejected it.")
+    training_run_id: int | None = None
+    created_at: datetime
+    activated_at: datetime | None = None
+
+
+class ModelList(BaseModel):
+    active: str | None = Field(description="The served version; null while the default model is served.")
+    items: list[ModelVersionOut]
