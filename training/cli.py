@@ -1,27 +1,119 @@
-"""`docket train`: fine-tune a model.
+"""`docket train`: retrain from approved reviews, or reproduce the default adapter.
 
+    docket train [--steps N] [--replay N] [--eval-shared N] [--no-wait]
+        queue a retraining run (the rq job on the training queue) and follow it
+        with a progress bar: step, loss, ETA. With no worker on the training
+        queue, the run is worked here, in this process.
     docket train --bootstrap [--install]   reproduce the default adapter from scratch (seeded)
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+import threading
+import time
 from pathlib import Path
 
-from config.settings import ROOT
+from rq import Queue, Worker
+from tqdm import tqdm
+
+from config.settings import ROOT, get_settings
+from service.db import Database
+from service.exceptions import DocketError
+from service.models import DONE, FAILED
+from service.queue import TRAINING, connect_redis
+from service.tasks import init_runtime, make_worker
+from service.training_runs import get_run, request_run
 from training.bootstrap import BootstrapConfig, run
+
+POLL_S = 1.0
+
+
+def follow(database: Database, run_id: int) -> str:
+    """Show a run's stages, log lines and a progress bar until it ends; return its final status."""
+    bar: tqdm | None = None
+    printed, stage = 0, None
+    while True:
+        with database.session() as session:
+            run_row = get_run(session, run_id)
+            status, progress, log, error = run_row.status, dict(run_row.progress or {}), run_row.log or "", run_row.error
+        lines = log.splitlines()
+        for line in lines[printed:]:
+            (bar.write if bar else print)(line)
+        printed = len(lines)
+        if progress.get("stage") != stage:
+            stage = progress.get("stage")
+            if bar is not None:
+                bar.close()
+                bar = None
+        if stage == "train" and progress.get("total"):
+            if bar is None:
+                bar = tqdm(total=progress["total"], desc="training", unit="step", dynamic_ncols=True)
+            bar.update(progress["step"] - bar.n)
+            bar.set_postfix_str(f"loss {progress['loss']:.4f}, eta {int(progress.get('eta_s', 0)) // 60}m"
+                                f"{int(progress.get('eta_s', 0)) % 60:02d}s")
+        if status in (DONE, FAILED):
+            if bar is not None:
+                bar.close()
+            if error:
+                print(f"run {run_id} failed: {error}", file=sys.stderr)
+            return status
+        time.sleep(POLL_S)
+
+
+def retrain_command(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    database = Database(settings.database_uri)
+    connection = connect_redis(settings)
+    params = {k: v for k, v in {"seed": args.seed, "steps": args.steps, "replay": args.replay,
+                                "eval_shared": args.eval_shared}.items() if v is not None}
+    try:
+        with database.session() as session:
+            run_id = request_run(session, connection, settings, "cli", params).id
+    except DocketError as exc:
+        print(exc.detail, file=sys.stderr)
+        return 1
+    print(f"training run {run_id} queued")
+    if args.no_wait:
+        return 0
+    here = not Worker.all(queue=Queue(TRAINING, connection=connection))
+    if here:
+        print("no worker serves the training queue: working the run in this process")
+        init_runtime(settings)
+        status_box: dict[str, str] = {}
+        follower = threading.Thread(target=lambda: status_box.update(status=follow(database, run_id)), daemon=True)
+        follower.start()
+        make_worker(connection, (TRAINING,)).work(burst=True, logging_level="WARNING")
+        follower.join()
+        status = status_box.get("status", FAILED)
+    else:
+        status = follow(database, run_id)
+    with database.session() as session:
+        row = get_run(session, run_id)
+        gate = (row.metrics or {}).get("gate") or {}
+        if status == DONE:
+            print(f"{row.output_model_version}: {gate.get('decision', '?')}"
+                  + ("" if gate.get("decision") == "promote" else " — " + "; ".join(gate.get("reasons", []))))
+    database.dispose()
+    return 0 if status == DONE else 1
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="docket train", description=__doc__.splitlines()[0])
     parser.add_argument("--bootstrap", action="store_true", help="synthetic data + training split of ../shared/data → adapter")
-    parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "bootstrap")
-    parser.add_argument("--install", action="store_true", help="make the new adapter the repository's default")
-    parser.add_argument("--seed", type=int, default=BootstrapConfig.seed)
+    parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "bootstrap", help="--bootstrap: output folder")
+    parser.add_argument("--install", action="store_true", help="--bootstrap: make the new adapter the repository's default")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--steps", type=int, default=None, help="training steps (default: one pass over the mix)")
+    parser.add_argument("--replay", type=int, default=None, help="earlier training examples mixed in")
+    parser.add_argument("--eval-shared", type=int, default=None, help="documents per ../shared/data eval split to guard on")
+    parser.add_argument("--no-wait", action="store_true", help="queue the run and return")
     args = parser.parse_args()
-    if not args.bootstrap:
-        parser.error("only --bootstrap is available so far; retraining from approved reviews comes with the learning loop")
-    print(run(args.out, BootstrapConfig(seed=args.seed), install=args.install))
+    if args.bootstrap:
+        print(run(args.out, BootstrapConfig(seed=args.seed or BootstrapConfig.seed), install=args.install))
+        return
+    sys.exit(retrain_command(args))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,382 @@
+"""The learning loop: approvals become examples, golden hold-back, retraining runs, one at a time, failures, surfaces.
+
+Retraining runs here are real: the rq job on the training queue, LoRA on a
+tiny llama (``training.tiny.save_tiny_hf``) with the real tokenizer, merged
+and exported to ONNX, calibrated, evaluated on the golden set against the
+active (tiny) model, gated and registered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from redis import Redis
+from rq.job import Job
+from sqlalchemy import func, select
+
+from service import registry, tasks
+from service.cli import main as docket
+from service.db import Database
+from service.doctypes import load_document_types
+from service.exceptions import TrainingRunActive
+from service.ingest import ingest_text
+from service.models import DONE, FAILED, QUEUED, AuditEvent, Document, TrainingExample, TrainingRun, User
+from service.queue import TRAINING
+from service.reviews import approve, claim, is_golden
+from service.training_runs import request_run
+from tests.review_fixtures import add_user, found, rows_field, store_document
+from training.retrain import load_approved
+from training.synth import HELD_OUT_FAMILY, generate_invoices
+
+TINY_RUN = {"replay": 2, "validation": 2, "steps": 4, "max_new_tokens": 200, "quantize": False, "warmup_steps": 1}
+
+
+@pytest.fixture(autouse=True)
+def forget_served_models():
+    tasks._ENGINES.clear()
+    tasks._WATCHES.clear()
+    yield
+    tasks._ENGINES.clear()
+    tasks._WATCHES.clear()
+
+
+@pytest.fixture
+def sqlite_settings(make_settings, sqlite_url, redis_url):
+    return make_settings(database_url=sqlite_url, redis_url=redis_url)
+
+
+@pytest.fixture
+def database(sqlite_settings):
+    database = Database(sqlite_settings.database_uri)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(scope="session")
+def tiny_base_dir(tiny_model_dir) -> Path:
+    """The tiny llama as a Hugging Face folder: the same weights the tiny ONNX model was exported from."""
+    from training.tiny import save_tiny_hf
+
+    return save_tiny_hf(tiny_model_dir.with_name(tiny_model_dir.name + "-hf"))
+
+
+def held_out_invoice(i: int):
+    return next(iter(generate_invoices(1, 500 + i, families=[HELD_OUT_FAMILY], keep_pdf=False)))
+
+
+def seed_invoice_for_review(settings, i: int, wrong_date: bool = True) -> tuple[str, dict]:
+    """A held-out-family invoice the model read with the invoice date wrong (it copied the due date)."""
+    ex = held_out_invoice(i)
+    text, target, labels = ex.text, ex.target, ex.labels
+    fields = {}
+    for name, value in labels.items():
+        if name == "line_items":
+            fields[name] = rows_field(text, [{k: (target[name][r][k], row[k], 0.9) for k in row}
+                                             for r, row in enumerate(value)])
+        else:
+            fields[name] = found(text, target.get(name), value, 0.95)
+    if wrong_date:
+        fields["invoice_date"] = found(text, target["due_date"], labels["due_date"], 0.3)
+    doc_id = store_document(settings, "invoice", text.encode(), ingest_text(text), f"held-out-{i}.txt", fields)
+    return doc_id, ex
+
+
+def approve_as(settings, database, doc_id: str, email: str, values: dict, share: float) -> TrainingExample:
+    doc_type = load_document_types(settings.schema_dir)["invoice"]
+    with database.session() as session:
+        user = session.scalar(select(User).where(User.email == email))
+        task = claim(session, doc_id, user, minutes=15)
+        attempt_id = session.get(Document, doc_id).latest_extraction.id
+        return approve(session, doc_type, doc_id, user, version=task.version, attempt_id=attempt_id, values=values,
+                       golden_share=share)
+
+
+# --- examples ----------------------------------------------------------------
+
+
+def test_an_approval_becomes_a_training_example_with_the_printed_text_as_target(sqlite_settings, database):
+    add_user(sqlite_settings, "rev@example.com")
+    doc_id, ex = seed_invoice_for_review(sqlite_settings, 0)
+    values = dict(ex.labels)  # the reviewer corrects the invoice date
+    approve_as(sqlite_settings, database, doc_id, "rev@example.com", values, share=0.0)
+
+    with database.session() as session:
+        row = session.scalar(select(TrainingExample))
+        assert row.text == ex.text and row.values["invoice_date"] == ex.labels["invoice_date"]
+        assert row.origins["invoice_date"] == "human" and row.origins["total"] == "model"
+        assert row.approver == "rev@example.com" and not row.golden
+        examples, golden = load_approved(session, load_document_types(sqlite_settings.schema_dir))
+    assert golden == [] and len(examples) == 1
+    target, labelled = examples[0].target, examples[0].labelled
+    # The corrected date is taught as printed ("29 januari 2022"), found in the text, not as ISO.
+    assert target["invoice_date"] == ex.target["invoice_date"] != ex.labels["invoice_date"]
+    assert target["total"] == ex.target["total"] and target["iban"] == ex.target["iban"]
+    assert target["line_items"] == ex.target["line_items"]
+    assert {"invoice_date", "total", "line_items", "vendor_name"} <= labelled
+
+
+def test_a_value_the_document_does_not_print_stays_out_of_the_loss(sqlite_settings, database):
+    add_user(sqlite_settings, "rev@example.com")
+    doc_id, ex = seed_invoice_for_review(sqlite_settings, 1)
+    values = {**ex.labels, "total": 123456.78}  # nowhere in the text
+    approve_as(sqlite_settings, database, doc_id, "rev@example.com", values, share=0.0)
+    with database.session() as session:
+        examples, _ = load_approved(session, load_document_types(sqlite_settings.schema_dir))
+    assert "total" not in examples[0].labelled and "invoice_date" in examples[0].labelled
+
+
+def test_golden_hold_back_is_stable_and_about_the_configured_share(sqlite_settings, database):
+    digests = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(4000)]
+    first = [is_golden(d, 0.2) for d in digests]
+    assert first == [is_golden(d, 0.2) for d in digests]  # same content, same side, every time
+    assert 0.18 < sum(first) / len(first) < 0.22
+    assert all(is_golden(d, 0.3) for d, g in zip(digests, first) if g)  # a larger share only adds
+
+    add_user(sqlite_settings, "rev@example.com")
+    golden_doc, golden_ex, train_doc, train_ex = None, None, None, None
+    for i in range(2, 40):
+        ex = held_out_invoice(i)
+        side = is_golden(hashlib.sha256(ex.text.encode()).hexdigest(), 0.2)
+        if side and golden_doc is None:
+            golden_doc, golden_ex = seed_invoice_for_review(sqlite_settings, i)
+        elif not side and train_doc is None:
+            train_doc, train_ex = seed_invoice_for_review(sqlite_settings, i)
+        if golden_doc and train_doc:
+            break
+    approve_as(sqlite_settings, database, golden_doc, "rev@example.com", golden_ex.labels, share=0.2)
+    approve_as(sqlite_settings, database, train_doc, "rev@example.com", train_ex.labels, share=0.2)
+    with database.session() as session:
+        examples, golden = load_approved(session, load_document_types(sqlite_settings.schema_dir))
+    assert [g.document_id for g in golden] == [golden_doc]
+    assert [e.text for e in examples] == [train_ex.text]  # the golden document is never trained on
+
+
+# --- runs --------------------------------------------------------------------
+
+
+def add_examples(database, n_train: int, n_golden: int) -> None:
+    with database.session() as session:
+        for i in range(n_train + n_golden):
+            ex = held_out_invoice(100 + i)
+            session.add(TrainingExample(doc_type="invoice", text=ex.text, values=ex.labels,
+                                        origins={k: "human" for k in ex.labels}, approver="rev@example.com",
+                                        golden=i >= n_train))
+        session.commit()
+
+
+def activate_tiny(database, tiny_model_dir) -> str:
+    with database.session() as session:
+        registry.register(session, version="tiny-v1", path=tiny_model_dir, actor="test")
+        session.commit()
+        registry.promote(session, "tiny-v1", "test")
+    return "tiny-v1"
+
+
+def work_training_queue(settings) -> None:
+    connection = Redis.from_url(settings.redis_url)
+    try:
+        tasks.init_runtime(settings)
+        tasks.make_worker(connection, (TRAINING,)).work(burst=True, logging_level="WARNING")
+    finally:
+        connection.close()
+
+
+def start_run(settings, database, params: dict) -> int:
+    connection = Redis.from_url(settings.redis_url)
+    try:
+        with database.session() as session:
+            return request_run(session, connection, settings, "test", params).id
+    finally:
+        connection.close()
+
+
+def test_a_run_trains_evaluates_gates_and_registers(sqlite_settings, database, tiny_model_dir, tiny_base_dir):
+    settings = sqlite_settings
+    add_examples(database, n_train=3, n_golden=2)
+    active = activate_tiny(database, tiny_model_dir)
+    run_id = start_run(settings, database, {**TINY_RUN, "base_dir": str(tiny_base_dir)})
+    work_training_queue(settings)
+
+    with database.session() as session:
+        run = session.get(TrainingRun, run_id)
+        assert run.status == DONE, run.error + "\n" + run.log
+        assert run.slot is None and run.started_at and run.finished_at
+        assert run.base_model_version == active
+        assert run.progress == {"stage": "done"}
+        assert len(run.metrics["loss"]) == 4  # one point per step
+        assert "3 approved examples to train on, 2 golden examples held back" in run.log
+        entry = registry.get_version(session, run.output_model_version)
+        gate = run.metrics["gate"]
+        assert entry.parent == active and entry.training_run_id == run_id
+        assert entry.sha256 == registry.artifact_sha256(Path(entry.path))
+        assert entry.metrics["golden"]["invoice"]["documents"] == 2
+        assert gate["overall"]["labelled"] > 0  # both models really were scored on the golden set
+        assert gate == entry.gate
+        if gate["decision"] == "promote":
+            assert entry.status == "active" and registry.active_version(session).version == entry.version
+            assert entry.previous == active
+        else:
+            assert entry.status == "rejected" and registry.active_version(session).version == active
+        assert gate["overall"]["candidate"] + 1e-9 >= gate["overall"]["active"] or gate["decision"] == "reject"
+
+
+def test_a_rejected_candidate_is_kept_with_its_comparison_and_never_served(sqlite_settings, database, tiny_model_dir,
+                                                                          tiny_base_dir):
+    """A gate that demands a 50-point gain on every field (margin -0.5) turns the same run into a rejection."""
+    settings = sqlite_settings
+    add_examples(database, n_train=2, n_golden=2)
+    active = activate_tiny(database, tiny_model_dir)
+    run_id = start_run(settings, database, {**TINY_RUN, "base_dir": str(tiny_base_dir), "margin": -0.5})
+    work_training_queue(settings)
+    with database.session() as session:
+        run = session.get(TrainingRun, run_id)
+        assert run.status == DONE, run.error
+        entry = registry.get_version(session, run.output_model_version)
+        assert entry.status == "rejected" and entry.gate["decision"] == "reject"
+        assert entry.gate["reasons"] and all("more than the -50.00% allowed" in r for r in entry.gate["reasons"])
+        assert entry.gate["fields"] and registry.active_version(session).version == active
+    assert tasks.get_engine(settings).model_dir == tiny_model_dir.resolve()  # still serving the active model
+
+
+def test_a_failed_run_leaves_the_active_model_untouched(sqlite_settings, database, tiny_model_dir, tiny_base_dir,
+                                                        tmp_path):
+    settings = sqlite_settings
+    add_examples(database, n_train=2, n_golden=1)
+    active = activate_tiny(database, tiny_model_dir)
+    broken = tmp_path / "broken-base"
+    shutil.copytree(tiny_base_dir, broken)
+    (broken / "model.safetensors").write_bytes(b"not a tensor file")
+    run_id = start_run(settings, database, {**TINY_RUN, "base_dir": str(broken)})
+    work_training_queue(settings)
+
+    with database.session() as session:
+        run = session.get(TrainingRun, run_id)
+        assert run.status == FAILED and run.slot is None
+        assert run.error and "Traceback" in run.log
+        assert registry.active_version(session).version == active
+        assert [v.version for v in registry.list_versions(session)] == [active]
+        assert session.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.action.in_(["model.promoted", "model.rolled_back"]))) == 1  # only the test's own
+    assert start_run(settings, database, TINY_RUN) != run_id  # the slot is free again
+
+
+def test_only_one_run_at_a_time_even_when_requests_race(make_settings, pg_url, redis_url):
+    settings = make_settings(database_url=pg_url, redis_url=redis_url)
+    database = Database(settings.database_uri)
+    barrier = threading.Barrier(6)
+    results: list[object] = []
+
+    def ask() -> None:
+        connection = Redis.from_url(redis_url)
+        barrier.wait()
+        try:
+            with database.session() as session:
+                results.append(request_run(session, connection, settings, "test", {}).id)
+        except TrainingRunActive as exc:
+            results.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ask) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        ids = [r for r in results if isinstance(r, int)]
+        refused = [r for r in results if isinstance(r, TrainingRunActive)]
+        assert len(ids) == 1 and len(refused) == 5
+        assert all(r.extra.get("run_id") in (ids[0], None) for r in refused)
+        with database.session() as session:
+            assert session.scalar(select(func.count()).select_from(TrainingRun)) == 1
+            assert session.get(TrainingRun, ids[0]).status == QUEUED
+        assert Job.fetch(f"docket-training-run-{ids[0]}", connection=Redis.from_url(redis_url)).origin == TRAINING
+    finally:
+        database.dispose()
+
+
+def test_a_run_whose_job_was_lost_gives_the_slot_back(sqlite_settings, database):
+    first = start_run(sqlite_settings, database, {})
+    with pytest.raises(TrainingRunActive):
+        start_run(sqlite_settings, database, {})
+    connection = Redis.from_url(sqlite_settings.redis_url)
+    Job.fetch(f"docket-training-run-{first}", connection=connection).delete()
+    connection.close()
+    second = start_run(sqlite_settings, database, {})
+    with database.session() as session:
+        lost = session.get(TrainingRun, first)
+        assert lost.status == FAILED and "lost" in lost.error
+        assert session.get(TrainingRun, second).status == QUEUED
+
+
+# --- API and CLI -------------------------------------------------------------
+
+
+def test_the_api_queues_runs_one_at_a_time_and_reports_them(make_app, make_key, sqlite_settings):
+    client = make_app(sqlite_settings).test_client()
+    train = {"Authorization": f"Bearer {make_key('train', settings=sqlite_settings)}"}
+    read = {"Authorization": f"Bearer {make_key('read', client='reader', settings=sqlite_settings)}"}
+    assert client.post("/v1/training-runs", json={}, headers=read).status_code == 403
+    resp = client.post("/v1/training-runs", json={"steps": 10}, headers=train)
+    assert resp.status_code == 202, resp.get_json()
+    run = resp.get_json()
+    assert run["status"] == "queued" and run["params"] == {"steps": 10} and run["requested_by"] == "client:test"
+    again = client.post("/v1/training-runs", json={}, headers=train)
+    assert again.status_code == 409
+    assert again.get_json()["type"].endswith("/training-run-active") and again.get_json()["run_id"] == run["id"]
+    assert client.get(resp.headers["Location"], headers=train).get_json()["id"] == run["id"]
+    assert client.post("/v1/training-runs", json={"base_dir": "/etc"}, headers=train).status_code == 422
+
+
+def test_the_api_lists_promotes_and_rolls_back_models(make_app, make_key, sqlite_settings, database, tmp_path):
+    with database.session() as session:
+        for name in ("a", "b"):
+            folder = tmp_path / name
+            folder.mkdir()
+            (folder / "model.onnx").write_bytes(name.encode())
+            registry.register(session, version=name, path=folder, actor="test")
+        session.commit()
+    client = make_app(sqlite_settings).test_client()
+    train = {"Authorization": f"Bearer {make_key('train', settings=sqlite_settings)}"}
+    admin = {"Authorization": f"Bearer {make_key('admin', client='ops', settings=sqlite_settings)}"}
+    listed = client.get("/v1/models", headers=train).get_json()
+    assert listed["active"] is None and {v["version"] for v in listed["items"]} == {"a", "b"}
+    assert client.post("/v1/models/a/promote", headers=train).status_code == 403  # promotion needs admin
+    assert client.post("/v1/models/a/promote", headers=admin).get_json()["status"] == "active"
+    assert client.post("/v1/models/b/promote", headers=admin).get_json()["previous"] == "a"
+    assert client.post("/v1/models/rollback", headers=admin).get_json()["version"] == "a"
+    assert client.post("/v1/models/rollback", headers=admin).status_code == 409
+    assert client.post("/v1/models/zzz/promote", headers=admin).status_code == 404
+    with database.session() as session:
+        actors = {e.actor for e in session.scalars(select(AuditEvent).where(AuditEvent.action.like("model.%")))}
+    assert "client:ops" in actors
+
+
+def test_the_cli_lists_promotes_and_rolls_back(sqlite_settings, database, tmp_path, monkeypatch):
+    with database.session() as session:
+        for name in ("a", "b"):
+            folder = tmp_path / name
+            folder.mkdir()
+            (folder / "model.onnx").write_bytes(name.encode())
+            registry.register(session, version=name, path=folder, actor="test")
+        session.commit()
+    monkeypatch.setenv("DOCKET_DATABASE_URL", sqlite_settings.database_uri)
+    from config.settings import get_settings  # noqa: PLC0415
+
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        assert "b is active (was the default model)" in runner.invoke(docket, ["models", "promote", "b"]).output
+        assert "a is active (was b)" in runner.invoke(docket, ["models", "promote", "a"]).output
+        out = runner.invoke(docket, ["models", "list"]).output
+        assert "* a " in out and "  b " in out and "retired" in out
+        assert "b is active again" in runner.invoke(docket, ["models", "rollback"]).output
+        failed = runner.invoke(docket, ["models", "rollback"])
+        assert failed.exit_code == 1 and "replaced no earlier registered version" in failed.output
+    finally:
+        get_settings.cache_clear()

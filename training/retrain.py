@@ -1,0 +1,433 @@
+"""Retrain from approved corrections: `docket train` (the rq job in ``training.jobs``).
+
+    approved examples (not golden) + a replay sample of earlier training data
+    → LoRA fine-tune from the base (seeded) → merge → ONNX → int8
+    → confidence calibration on synthetic validation documents
+    → evaluation of candidate and active model on the golden set
+      (and, optionally, on the evaluation splits of ../shared/data)
+    → gate → register (and promote, or reject with the comparison)
+
+Approved values are normalised (ISO dates, numbers); the model writes what the
+document prints. :func:`approved_target` finds, for each approved value, the
+text in the document that normalises to it — the model's own raw answer when
+it was right, otherwise a search of the text — and leaves a number or date it
+cannot find out of the loss rather than teaching a string the document lacks.
+
+Nothing here touches the active model until the gate has passed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import re
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from config.settings import Settings
+from service import registry
+from service.doctypes import DocumentType, FieldSpec, load_document_types
+from service.evaluation import (DocumentRecord, Example, Report, clean_label, failed_document, run_eval, score_document,
+                                score_field, summarize)
+from service.extract.artifacts import resolve_model_dir
+from service.extract.engine import META_FILE, Engine
+from service.ingest import IngestedDocument
+from service.extract.vocabulary import TokenVocabulary
+from service.models import ExtractionAttempt, ModelVersion, TrainingExample
+from service.normalize import normalize_field
+from service.splits import split_of
+from training import synth
+from training.base import BASE_ID, ensure_base
+from training.bootstrap import BootstrapConfig
+from training.build_default import build_model
+from training.calibrate import calibrate
+from training.dataset import SHARED_DATA, TrainExample, bitext_examples, sample, sroie_examples
+from training.finetune import TrainConfig, encode_example, train
+from training.gate import GateDecision, Scores, judge
+
+log = logging.getLogger(__name__)
+
+ACTOR = "worker:training"
+
+
+@dataclass
+class RetrainConfig:
+    seed: int = 1337
+    replay: int = 100  # earlier training examples mixed in (settings.replay_examples)
+    approved_repeats: int = 2  # each approved example is seen this many times
+    steps: int | None = None  # None: one pass over the mix
+    lr: float = 1e-3
+    warmup_steps: int = 20
+    validation: int = 20  # synthetic documents for calibration (never trained on)
+    eval_shared: int = 0  # documents per evaluation split of ../shared/data (0: skip)
+    quantize: bool = True
+    base_dir: str | None = None  # None: the SmolLM2 base; tests pass a tiny llama folder
+    max_new_tokens: int | None = None  # for evaluation; None: the settings' cap
+    margin: float | None = None  # None: settings.gate_margin
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], settings: Settings) -> "RetrainConfig":
+        known = {k: v for k, v in params.items() if k in cls.__dataclass_fields__}
+        known.setdefault("replay", settings.replay_examples)
+        return cls(**known)
+
+
+@dataclass
+class Reporter:
+    """Where a run reports to: progress (stage, step, total, loss, eta) and log lines."""
+
+    progress: Callable[[dict[str, Any]], None] = lambda p: None
+    log: Callable[[str], None] = lambda line: None
+    losses: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    version: str
+    model_dir: Path
+    decision: GateDecision
+    metrics: dict[str, Any]
+
+
+# --- examples ----------------------------------------------------------------
+
+_WORD = re.compile(r"\S+")
+
+
+def _candidates(text: str, max_words: int = 6) -> list[str]:
+    """Every run of 1..max_words words within a line: shortest first, then in document order."""
+    lines = [_WORD.findall(line) for line in text.split("\n")]
+    return [" ".join(words[i:i + n]) for n in range(1, max_words + 1)
+            for words in lines for i in range(len(words) - n + 1)]
+
+
+def _raw_rows(shown: dict[str, Any]) -> list[dict[str, Any]]:
+    """An array field's raw rows: the engine's raw list, or each cell's raw."""
+    if isinstance(shown.get("raw"), list):
+        return [r if isinstance(r, dict) else {} for r in shown["raw"]]
+    return [{k: (cell or {}).get("raw") for k, cell in row.items()} for row in shown.get("items") or []]
+
+
+def _printed(spec: FieldSpec, value: Any, shown_raw: Any, candidates: list[str], flat_text: str) -> tuple[Any, bool]:
+    """The printed text for an approved *value*, and whether it was found (False: leave it out of the loss).
+
+    The raw answer shown to the reviewer counts only if the document prints it
+    (a person's edit is stored normalised, which the document may not print).
+    """
+    if value is None:
+        return None, True
+    if spec.kind in ("enum", "code"):
+        return value, True
+    shown = [shown_raw] if isinstance(shown_raw, str) and " ".join(shown_raw.split()) in flat_text else []
+    for raw in shown + candidates:
+        if _prints(spec, raw, value):
+            return raw, True
+    if spec.kind == "string":
+        return str(value), True
+    return None, False
+
+
+def _prints(spec: FieldSpec, raw: str, value: Any) -> bool:
+    """Whether printed *raw* reads as *value*; strings also ignoring spaces (an IBAN printed in groups)."""
+    if score_field(spec, normalize_field(spec, raw), value):
+        return True
+    squeeze = lambda t: "".join(str(t).split()).casefold()  # noqa: E731
+    return spec.kind == "string" and squeeze(raw) == squeeze(value)
+
+
+def approved_target(doc_type: DocumentType, text: str, values: dict[str, Any],
+                    shown: dict[str, Any] | None = None) -> tuple[dict[str, Any], set[str]]:
+    """The training target (raw text as printed) and the labelled fields for an approved document.
+
+    *shown* is the fields of the answer the reviewer saw (``{name: {"raw": ...}}``):
+    a value the model had right keeps the exact text it wrote.
+    """
+    shown = shown or {}
+    candidates = _candidates(text)
+    flat_text = " ".join(text.split())
+    target: dict[str, Any] = {}
+    labelled: set[str] = set()
+    for spec in doc_type.fields:
+        value = values.get(spec.name)
+        raw = (shown.get(spec.name) or {}).get("raw")
+        if spec.kind == "array":
+            rows, ok = [], True
+            raw_rows = _raw_rows(shown.get(spec.name) or {})
+            for i, row in enumerate(value or []):
+                raw_row = raw_rows[i] if i < len(raw_rows) else {}
+                out_row = {}
+                for item in spec.items:
+                    printed, found = _printed(item, row.get(item.name), raw_row.get(item.name), candidates, flat_text)
+                    out_row[item.name] = printed
+                    ok &= found
+                rows.append(out_row)
+            target[spec.name] = rows
+            if ok:
+                labelled.add(spec.name)
+            continue
+        printed, found = _printed(spec, value, raw, candidates, flat_text)
+        target[spec.name] = printed
+        if found:
+            labelled.add(spec.name)
+    return target, labelled
+
+
+def load_approved(session: Session, doc_types: dict[str, DocumentType]) -> tuple[list[TrainExample], list[TrainingExample]]:
+    """Training examples from approved, non-golden documents; and the golden rows, held back."""
+    rows = list(session.scalars(select(TrainingExample).order_by(TrainingExample.id)))
+    train_rows = [r for r in rows if not r.golden and r.doc_type in doc_types]
+    golden = [r for r in rows if r.golden and r.doc_type in doc_types]
+    shown = shown_answers(session, [r.document_id for r in train_rows if r.document_id])
+    examples = []
+    for r in train_rows:
+        target, labelled = approved_target(doc_types[r.doc_type], r.text, r.values, shown.get(r.document_id))
+        examples.append(TrainExample(f"approved-{r.id}", r.doc_type, r.text, target, labelled))
+    return examples, golden
+
+
+def shown_answers(session: Session, document_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Per document, the fields of the last machine answer (model or frontier merge) a reviewer saw."""
+    out: dict[str, dict[str, Any]] = {}
+    attempts = session.scalars(select(ExtractionAttempt).where(
+        ExtractionAttempt.document_id.in_(document_ids), ExtractionAttempt.engine != "human").order_by(ExtractionAttempt.id))
+    for attempt in attempts:
+        out[attempt.document_id] = attempt.fields  # later attempts win
+    return out
+
+
+def replay_sample(n: int, seed: int) -> list[TrainExample]:
+    """*n* examples of the earlier (bootstrap) training data: same generators, same seeds, same bytes."""
+    if n <= 0:
+        return []
+    boot = BootstrapConfig()
+    shares = {"invoices": 0.4, "receipts": 0.1, "tickets": 0.2, "sroie": 0.15, "bitext": 0.15}
+    counts = {k: int(n * v) for k, v in shares.items()}
+    counts["invoices"] += n - sum(counts.values())
+    out: list[TrainExample] = []
+    for gen in (
+        synth.generate_invoices(counts["invoices"], boot.seed, keep_pdf=False),
+        synth.generate_receipts(counts["receipts"], boot.seed + 1),
+        synth.generate_tickets(counts["tickets"], boot.seed + 2),
+    ):
+        out += [TrainExample(e.id, e.doc_type, e.text, e.target, None) for e in gen]
+    if counts["sroie"]:
+        out += sample(list(sroie_examples("train")), counts["sroie"], seed)
+    if counts["bitext"]:
+        out += sample(list(bitext_examples("train")), counts["bitext"], seed + 1)
+    return out
+
+
+def data_hash(examples: list[TrainExample], cfg: RetrainConfig) -> str:
+    digest = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True, default=str).encode())
+    for e in sorted(examples, key=lambda e: e.id):
+        digest.update(json.dumps([e.id, e.doc_type, e.text, e.target, sorted(e.labelled or [])],
+                                 sort_keys=True, ensure_ascii=False, default=str).encode())
+    return digest.hexdigest()
+
+
+def encodable(examples: list[TrainExample], base_dir: Path, doc_types: dict[str, DocumentType],
+              cfg: TrainConfig, report: Reporter) -> list[TrainExample]:
+    """The examples the training format accepts; each one left out is logged with its reason."""
+    vocab = TokenVocabulary.from_file(Path(base_dir) / "tokenizer.json")
+    indexes: dict = {}
+    kept = []
+    for e in examples:
+        try:
+            encode_example(e, doc_types, vocab, indexes, cfg)
+        except (ValueError, KeyError) as exc:
+            report.log(f"left out {e.id}: {exc}")
+            continue
+        kept.append(e)
+    return kept
+
+
+# --- evaluation --------------------------------------------------------------
+
+
+def golden_examples(rows: list[TrainingExample], doc_types: dict[str, DocumentType]) -> dict[str, list[Example]]:
+    by_type: dict[str, list[Example]] = {}
+    for r in rows:
+        doc_type = doc_types[r.doc_type]
+        labels = {}
+        for spec in doc_type.fields:
+            value = clean_label(spec, r.values.get(spec.name))
+            if value is not None:
+                labels[spec.name] = value
+        by_type.setdefault(r.doc_type, []).append(Example(f"golden-{r.id}", r.text, labels))
+    return by_type
+
+
+def extractor(engine: Engine) -> Callable[[str, Any], Any]:
+    def extract(doc_type: str, source: Any):
+        text = Path(source).read_text(encoding="utf-8") if isinstance(source, Path) else source
+        doc = IngestedDocument(text=text, media_type="text/plain", page_count=text.count("\f") + 1)
+        return engine.extract(engine.doc_types[doc_type], doc)
+    return extract
+
+
+def scored(doc_type: DocumentType, example: Example, extract, apply_rules: bool = True) -> DocumentRecord:
+    """Score one document; an extractor error counts as an answer of nulls, as in ``docket eval``."""
+    try:
+        answer = extract(doc_type.name, example.source)
+    except Exception as exc:  # noqa: BLE001 - one bad document must not end an evaluation
+        return failed_document(doc_type, example, f"{type(exc).__name__}: {exc}")
+    return score_document(doc_type, example, answer, apply_rules)
+
+
+def evaluate_golden(engine: Engine, golden: dict[str, list[Example]], doc_types: dict[str, DocumentType]) -> list[Report]:
+    extract = extractor(engine)
+    reports = []
+    for name, examples in golden.items():
+        reports.append(summarize([scored(doc_types[name], e, extract) for e in examples]))
+    return reports
+
+
+SHARED_EVAL = {"sroie": SHARED_DATA / "sroie" / "normalized.jsonl", "bitext": SHARED_DATA / "bitext" / "normalized.jsonl"}
+
+
+def evaluate_shared(engine: Engine, limit: int) -> dict[str, Report]:
+    extract = extractor(engine)
+    return {
+        name: run_eval(extract, path, limit=limit, include=lambda e: split_of(e.dataset, e.id) == "eval")
+        for name, path in SHARED_EVAL.items() if path.exists()
+    }
+
+
+def engine_for(model_dir: Path, settings: Settings, cfg: RetrainConfig) -> Engine:
+    updates: dict[str, Any] = {"model_dir": model_dir}
+    if cfg.max_new_tokens:
+        updates["max_new_tokens"] = cfg.max_new_tokens
+    return Engine(model_dir, settings.model_copy(update=updates))
+
+
+def _calibrate(engine: Engine, model_dir: Path, cfg: RetrainConfig, report: Reporter) -> dict[str, Any]:
+    """Fit calibration and thresholds on fresh synthetic documents; write them into the model's metadata."""
+    rows = []
+    for gen in (synth.generate_invoices(cfg.validation, cfg.seed + 2000, keep_pdf=False),
+                synth.generate_tickets(max(1, cfg.validation // 2), cfg.seed + 2001)):
+        rows += list(gen)
+    extract = extractor(engine)
+    outcomes = []
+    for e in rows:
+        doc_type = engine.doc_types[e.doc_type]
+        labels = {s.name: v for s in doc_type.fields if (v := clean_label(s, e.labels.get(s.name))) is not None}
+        outcomes += scored(doc_type, Example(e.id, e.text, labels), extract, apply_rules=False).outcomes
+    result = calibrate(outcomes)
+    meta_path = model_dir / META_FILE
+    meta = json.loads(meta_path.read_text())
+    meta.update(calibration=result["calibration"], thresholds=result["thresholds"], validation=result["validation"])
+    meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True))
+    report.log(f"calibrated on {len(rows)} synthetic documents: accuracy {result['validation']['accuracy']:.2%}")
+    return result
+
+
+# --- the run -----------------------------------------------------------------
+
+
+def retrain(session: Session, settings: Settings, run_id: int, cfg: RetrainConfig, report: Reporter,
+            work_dir: Path | None = None) -> Outcome:
+    """Train, build, calibrate, evaluate, gate and register a new version. Promotes only if the gate passes."""
+    started = time.time()
+    doc_types = load_document_types(settings.schema_dir)
+    base_dir = Path(cfg.base_dir) if cfg.base_dir else None
+    train_cfg = TrainConfig(seed=cfg.seed, lr=cfg.lr, warmup_steps=cfg.warmup_steps)
+
+    report.progress({"stage": "data"})
+    approved, golden_rows = load_approved(session, doc_types)
+    session.commit()  # end the read transaction: the run holds no transaction open while it trains
+    report.log(f"{len(approved)} approved examples to train on, {len(golden_rows)} golden examples held back")
+    replay = replay_sample(cfg.replay, cfg.seed)
+    report.log(f"{len(replay)} replay examples of earlier training data")
+    if not approved:
+        raise ValueError("no approved examples to train on: approve documents in review first")
+    base_dir = base_dir or ensure_base()
+    mix = encodable(approved * cfg.approved_repeats + replay, base_dir, doc_types, train_cfg, report)
+    random.Random(cfg.seed).shuffle(mix)
+    digest = data_hash(mix, cfg)
+    version = f"r{run_id}-{digest[:10]}"
+    out = Path(work_dir or settings.var_dir / "training" / f"run-{run_id}")
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+
+    def on_step(step: int, total: int, loss: float, eta: float) -> None:
+        report.losses.append(round(loss, 5))
+        report.progress({"stage": "train", "step": step, "total": total, "loss": round(loss, 5), "eta_s": round(eta)})
+
+    report.log(f"training on {len(mix)} examples from {base_dir}")
+    adapter = train(mix, out / "adapter", train_cfg, base_dir=base_dir, steps=cfg.steps, progress=on_step)
+
+    report.progress({"stage": "build"})
+    model_dir = settings.var_dir / "models" / version
+    build_model(adapter, model_dir, version, quantize=cfg.quantize, base_dir=base_dir if cfg.base_dir else None)
+    report.log(f"built {version} in {model_dir}")
+
+    report.progress({"stage": "calibrate"})
+    candidate = engine_for(model_dir, settings, cfg)
+    calibration = _calibrate(candidate, model_dir, cfg, report)
+    candidate = engine_for(model_dir, settings, cfg)  # with the calibration it now carries
+
+    report.progress({"stage": "evaluate"})
+    golden = golden_examples(golden_rows, doc_types)
+    active = registry.active_version(session)
+    active_dir = Path(active.path) if active else resolve_model_dir(settings)
+    active_engine = engine_for(active_dir, settings, cfg) if (active_dir / "model.onnx").exists() else None
+    cand_reports = evaluate_golden(candidate, golden, doc_types)
+    cand_scores = Scores.from_reports(cand_reports)
+    act_scores = Scores.from_reports(evaluate_golden(active_engine, golden, doc_types)) if active_engine else None
+    guards, shared = {}, {}
+    if cfg.eval_shared and active_engine:
+        cand_shared = evaluate_shared(candidate, cfg.eval_shared)
+        act_shared = evaluate_shared(active_engine, cfg.eval_shared)
+        for name in cand_shared:
+            guards[f"shared:{name}"] = (Scores.from_reports([cand_shared[name]]), Scores.from_reports([act_shared[name]]))
+            shared[name] = {"candidate": cand_shared[name].to_dict(), "active": act_shared[name].to_dict()}
+    margin = cfg.margin if cfg.margin is not None else settings.gate_margin
+    decision = judge(cand_scores, act_scores, margin, guards)
+    report.log(f"gate: {'promote' if decision.promote else 'reject'} " + "; ".join(decision.reasons))
+
+    metrics = {
+        "golden": {r.doc_type: r.to_dict() for r in cand_reports},
+        "shared_eval": shared,
+        "validation": calibration["validation"],
+        "train": {"examples": len(mix), "approved": len(approved), "replay": len(replay),
+                  "final_loss": report.losses[-1] if report.losses else None},
+        "minutes": round((time.time() - started) / 60, 2),
+    }
+    if "invoice" in metrics["golden"]:
+        metrics.update(metrics["golden"]["invoice"])  # the engineers' page reads one report at the top level
+    parent = ensure_baseline(session, active_engine, active_dir) if active_engine else None
+    entry = registry.register(
+        session, version=version, path=model_dir, actor=ACTOR, parent=parent, data_hash=digest,
+        base_model=BASE_ID if not cfg.base_dir else Path(cfg.base_dir).name, metrics=metrics,
+        doc_types=sorted({e.doc_type for e in mix}), training_run_id=run_id,
+    )
+    session.commit()
+    if decision.promote:
+        registry.promote(session, entry.version, ACTOR, reason=f"training run {run_id} passed the gate",
+                         gate=decision.to_dict())
+    else:
+        registry.reject(session, entry.version, ACTOR, decision.to_dict())
+    return Outcome(version, model_dir, decision, metrics)
+
+
+def ensure_baseline(session: Session, engine: Engine, model_dir: Path) -> str:
+    """The version id of the model served now, registering the default model if the registry has none."""
+    active = registry.active_version(session)
+    if active is not None:
+        return active.version
+    existing = session.scalar(select(ModelVersion).where(ModelVersion.version == engine.model_version))
+    if existing is None:
+        registry.register(session, version=engine.model_version, path=model_dir, actor=ACTOR,
+                          base_model=engine.meta.get("base_model", ""), metrics={}, doc_types=sorted(engine.doc_types))
+        session.commit()
+    registry.promote(session, engine.model_version, ACTOR, reason="baseline: the model served before the registry had one")
+    return engine.model_version
