@@ -30,6 +30,7 @@ from service.queue import TRAINING
 from service.reviews import approve, claim, is_golden
 from service.training_runs import request_run
 from tests.review_fixtures import add_user, found, rows_field, store_document
+from training.cli import follow
 from training.retrain import load_approved
 from training.synth import HELD_OUT_FAMILY, generate_invoices
 
@@ -226,13 +227,21 @@ def test_a_run_trains_evaluates_gates_and_registers(sqlite_settings, database, t
 
 
 def test_a_rejected_candidate_is_kept_with_its_comparison_and_never_served(sqlite_settings, database, tiny_model_dir,
-                                                                          tiny_base_dir):
+                                                                          tiny_base_dir, capsys):
     """A gate that demands a 50-point gain on every field (margin -0.5) turns the same run into a rejection."""
     settings = sqlite_settings
     add_examples(database, n_train=2, n_golden=2)
     active = activate_tiny(database, tiny_model_dir)
     run_id = start_run(settings, database, {**TINY_RUN, "base_dir": str(tiny_base_dir), "margin": -0.5})
+    followed: dict[str, str] = {}  # `docket train` follows the run from a thread while the job runs
+    follower = threading.Thread(target=lambda: followed.update(status=follow(database, run_id)))
+    follower.start()
     work_training_queue(settings)
+    follower.join(timeout=30)
+    assert followed["status"] == DONE
+    shown = capsys.readouterr()
+    assert "training:" in shown.err and "loss" in shown.err and "4/4" in shown.err  # the progress bar
+    assert "gate: reject" in shown.out  # the run's log lines as they come
     with database.session() as session:
         run = session.get(TrainingRun, run_id)
         assert run.status == DONE, run.error

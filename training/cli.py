@@ -44,7 +44,8 @@ def follow(database: Database, run_id: int) -> str:
         printed = len(lines)
         if progress.get("stage") != stage:
             stage = progress.get("stage")
-            if bar is not None:
+            if bar is not None:  # training is over once a later stage has begun
+                bar.update(bar.total - bar.n)
                 bar.close()
                 bar = None
         if stage == "train" and progress.get("total"):
