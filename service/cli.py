@@ -27,7 +27,7 @@ from service.cli_users import COMMANDS as USERS_COMMANDS
 from service.exceptions import DocketError
 from service.extract.engine import ModelNotFound
 from service.models import SCOPES, ApiKey
-from service.queue import QUEUES, connect_redis, start_embedded_redis, stop_embedded_redis
+from service.queue import QUEUES, TRAINING, connect_redis, start_embedded_redis, stop_embedded_redis
 from service.tasks import get_engine, init_runtime, make_worker
 
 
@@ -89,22 +89,31 @@ def keys_create(name: str, scopes: str) -> None:
 
 # --- docket worker -----------------------------------------------------------
 
+SERVING_QUEUES = tuple(q for q in QUEUES if q != TRAINING)
+
 
 @main.command("worker")
-@click.option("--queue", "-q", "queues", multiple=True, type=click.Choice(QUEUES), help="Queues to serve (default: all).")
+@click.option("--queue", "-q", "queues", multiple=True, type=click.Choice(QUEUES),
+              help="Queues to serve (default: extraction and notifications; training only when named).")
 @click.option("--burst", is_flag=True, help="Quit when the queues are empty.")
 @click.option("--preload/--no-preload", default=True, help="Load the model before taking jobs.")
 def worker(queues: tuple[str, ...], burst: bool, preload: bool) -> None:
-    """Run an rq worker on the extraction, training and notification queues."""
+    """Run an rq worker: by default on the extraction and notification queues.
+
+    Retraining runs wait on the training queue for a worker started with
+    ``-q training`` (it needs the training extra, torch): an extraction worker
+    never imports torch, and a long run never holds up extraction.
+    """
     settings = get_settings()
     init_runtime(settings)
-    if preload:
+    queues = queues or SERVING_QUEUES
+    if preload and queues != (TRAINING,):
         try:
             click.echo(f"model {get_engine(settings).model_version} loaded", err=True)
         except ModelNotFound as exc:
             click.echo(f"warning: {exc}; extraction jobs will fail until the model is built (make model)", err=True)
     connection = connect_redis(settings)
-    make_worker(connection, queues or QUEUES).work(burst=burst, logging_level="INFO")
+    make_worker(connection, queues).work(burst=burst, logging_level="INFO")
 
 
 # --- docket run --------------------------------------------------------------
@@ -128,7 +137,10 @@ def ensure_local_key() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 def run(host: str, port: int) -> None:
-    """Everything on one machine: embedded Redis (unless REDIS_URL is set), one worker, the API."""
+    """Everything on one machine: embedded Redis (unless REDIS_URL is set), the workers, the API.
+
+    Two workers: one for extraction and notifications, one for retraining runs.
+    """
     settings = get_settings()
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     db.upgrade(settings.database_uri)
@@ -144,7 +156,8 @@ def run(host: str, port: int) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    worker_proc = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], env=os.environ.copy())
+    workers = [subprocess.Popen([sys.executable, "-m", "service.cli", "worker", *args], env=os.environ.copy())
+               for args in ([], ["--queue", TRAINING])]
     try:
         app = create_app(settings)
         click.echo(f"Docket on http://{host}:{port} (docs: http://{host}:{port}/docs/swagger/)", err=True)
@@ -152,12 +165,14 @@ def run(host: str, port: int) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        worker_proc.send_signal(signal.SIGTERM)
-        try:
-            worker_proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker_proc.kill()
-            worker_proc.wait()
+        for worker_proc in workers:
+            worker_proc.send_signal(signal.SIGTERM)
+        for worker_proc in workers:
+            try:
+                worker_proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker_proc.kill()
+                worker_proc.wait()
         if server is not None:
             stop_embedded_redis(server)
         click.echo("stopped", err=True)

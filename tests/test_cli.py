@@ -117,8 +117,8 @@ def test_run_serves_the_api_with_an_embedded_redis_and_a_worker_then_stops_clean
         redis_pid = int(open(registry["pidfile"]).read())
         assert alive(redis_pid)
         children = open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()
-        assert len(children) == 1  # the worker
-        worker_pid = int(children[0])
+        assert len(children) == 2  # the extraction worker and the training worker
+        worker_pids = [int(pid) for pid in children]
 
         status, body = http("POST", base + "/v1/documents?wait=60", {"doc_type": "ticket", "text": "Printer on fire, floor 3."}, key)
         assert status == 200, body
@@ -138,5 +138,5 @@ def test_run_serves_the_api_with_an_embedded_redis_and_a_worker_then_stops_clean
     assert proc.returncode == 0, output
     wait_until(lambda: not alive(redis_pid), timeout=10, what="the embedded Redis server to stop")
     assert not os.path.exists(registry["unixsocket"])
-    assert not alive(worker_pid)
+    assert not any(alive(pid) for pid in worker_pids)
     assert "stopped" in output
