@@ -389,3 +389,21 @@ def test_the_cli_lists_promotes_and_rolls_back(sqlite_settings, database, tmp_pa
         assert failed.exit_code == 1 and "replaced no earlier registered version" in failed.output
     finally:
         get_settings.cache_clear()
+
+
+def test_the_demonstration_runs_end_to_end_at_tiny_scale(make_settings, sqlite_url, redis_url, tiny_model_dir,
+                                                         tiny_base_dir, tmp_path):
+    """The full-scale benchmark's wiring (training.demo_learning), on the tiny model: numbers, not quality."""
+    from training.demo_learning import DemoConfig, run_demo  # noqa: PLC0415
+
+    settings = make_settings(database_url=sqlite_url, redis_url=redis_url, model_dir=tiny_model_dir,
+                             max_new_tokens=200, golden_share=0.25)
+    cfg = DemoConfig(fresh=2, approve=4, eval_shared=0, retrain={**TINY_RUN, "base_dir": str(tiny_base_dir)})
+    report = run_demo(settings, cfg, tmp_path / "demo")
+    assert report["approvals"]["submitted"] == 4 and report["approvals"]["approved"] == report["approvals"]["review"] > 0
+    assert report["before"]["documents"] == report["after"]["documents"] == 2
+    assert report["before"]["model"].startswith("tiny-")
+    assert report["run"]["status"] == DONE, report["run"]["error"]
+    assert report["after"]["model"] == (report["run"]["version"] if report["run"]["decision"] == "promote"
+                                        else report["before"]["model"])
+    assert (tmp_path / "demo" / "report.json").exists()
