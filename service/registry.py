@@ -29,8 +29,21 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from service.exceptions import ArtifactMismatch, NotFound, NothingToRollBack, RegistryConflict
-from service.models import ACTIVE, CANDIDATE, REJECTED, RETIRED, AuditEvent, ModelVersion, utcnow
+from service.exceptions import (
+    ArtifactMismatch,
+    NotFound,
+    NothingToRollBack,
+    RegistryConflict,
+)
+from service.models import (
+    ACTIVE,
+    CANDIDATE,
+    REJECTED,
+    RETIRED,
+    AuditEvent,
+    ModelVersion,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 

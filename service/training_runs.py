@@ -26,7 +26,15 @@ from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from service.exceptions import NotFound, TrainingRunActive
-from service.models import DONE, FAILED, PROCESSING, QUEUED, AuditEvent, TrainingRun, utcnow
+from service.models import (
+    DONE,
+    FAILED,
+    PROCESSING,
+    QUEUED,
+    AuditEvent,
+    TrainingRun,
+    utcnow,
+)
 from service.queue import TRAINING
 from service.registry import active_version
 from service.tasks import describe_failure, get_runtime

@@ -25,7 +25,16 @@ from service.db import Database
 from service.doctypes import load_document_types
 from service.exceptions import TrainingRunActive
 from service.ingest import ingest_text
-from service.models import DONE, FAILED, QUEUED, AuditEvent, Document, TrainingExample, TrainingRun, User
+from service.models import (
+    DONE,
+    FAILED,
+    QUEUED,
+    AuditEvent,
+    Document,
+    TrainingExample,
+    TrainingRun,
+    User,
+)
 from service.queue import TRAINING
 from service.reviews import approve, claim, is_golden
 from service.training_runs import request_run
@@ -375,7 +384,7 @@ def test_the_cli_lists_promotes_and_rolls_back(sqlite_settings, database, tmp_pa
             registry.register(session, version=name, path=folder, actor="test")
         session.commit()
     monkeypatch.setenv("DOCKET_DATABASE_URL", sqlite_settings.database_uri)
-    from config.settings import get_settings  # noqa: PLC0415
+    from config.settings import get_settings
 
     get_settings.cache_clear()
     try:
@@ -394,7 +403,7 @@ def test_the_cli_lists_promotes_and_rolls_back(sqlite_settings, database, tmp_pa
 def test_the_demonstration_runs_end_to_end_at_tiny_scale(make_settings, sqlite_url, redis_url, tiny_model_dir,
                                                          tiny_base_dir, tmp_path):
     """The full-scale benchmark's wiring (training.demo_learning), on the tiny model: numbers, not quality."""
-    from training.demo_learning import DemoConfig, run_demo  # noqa: PLC0415
+    from training.demo_learning import DemoConfig, run_demo
 
     settings = make_settings(database_url=sqlite_url, redis_url=redis_url, model_dir=tiny_model_dir,
                              max_new_tokens=200, golden_share=0.25)

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -16,7 +17,15 @@ from sqlalchemy import create_engine, select
 from service import registry, tasks
 from service.db import Database
 from service.exceptions import ArtifactMismatch, NothingToRollBack, RegistryConflict
-from service.models import ACTIVE, CANDIDATE, REJECTED, RETIRED, AuditEvent, Document, ExtractionAttempt
+from service.models import (
+    ACTIVE,
+    CANDIDATE,
+    REJECTED,
+    RETIRED,
+    AuditEvent,
+    Document,
+    ExtractionAttempt,
+)
 from service.tasks import enqueue_extraction, get_engine
 from tests.conftest import start_worker, wait_until
 
@@ -195,7 +204,7 @@ def served_by(settings, doc_id: str) -> str | None:
 
 def test_a_running_worker_serves_the_promoted_version_within_10_seconds(model_settings, tiny_model_dir, database,
                                                                         tmp_path):
-    settings = model_settings.model_copy(update={"max_new_tokens": 60})
+    settings = model_settings
     v2 = version_copy(tiny_model_dir, tmp_path / "v2", "v2")
     with database.session() as session:
         registry.register(session, version="v2", path=v2, actor="cli")
@@ -212,7 +221,7 @@ def test_a_running_worker_serves_the_promoted_version_within_10_seconds(model_se
         seen: list[str] = []
         while time.monotonic() - promoted_at < 10.0:
             doc_id = submit_ticket(settings, database)
-            seen.append(wait_until(lambda: served_by(settings, doc_id), timeout=30, what="an extraction"))
+            seen.append(wait_until(lambda d=doc_id: served_by(settings, d), timeout=30, what="an extraction"))
             if seen[-1] == "v2":
                 break
         assert seen and seen[-1] == "v2", f"still {seen} 10 s after promotion"
@@ -224,6 +233,6 @@ def test_a_running_worker_serves_the_promoted_version_within_10_seconds(model_se
         os.killpg(worker.pid, signal.SIGTERM)
         try:
             worker.wait(timeout=20)
-        except Exception:
+        except subprocess.TimeoutExpired:
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait()

@@ -13,8 +13,9 @@ rejected, and the comparison says why. Pure: counts in, decision out.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from service.evaluation import Report
 
@@ -28,7 +29,7 @@ class Scores:
     fields: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @classmethod
-    def from_reports(cls, reports: Iterable[Report]) -> "Scores":
+    def from_reports(cls, reports: Iterable[Report]) -> Scores:
         out: dict[str, tuple[int, int]] = {}
         for report in reports:
             for name, f in report.fields.items():
@@ -36,7 +37,7 @@ class Scores:
         return cls(out)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Scores":
+    def from_dict(cls, data: dict[str, Any]) -> Scores:
         return cls({k: (int(v["correct"]), int(v["labelled"])) for k, v in data.get("fields", {}).items()})
 
     @property

@@ -11,12 +11,17 @@ from typing import Any
 
 from flask import Response, current_app, request
 
-from service.api.schemas import ModelList, ModelVersionOut, TrainingRunOut, TrainingRunRequest
+from service import registry
+from service.api.schemas import (
+    ModelList,
+    ModelVersionOut,
+    TrainingRunOut,
+    TrainingRunRequest,
+)
 from service.api.views import _resp, bp, parse, redis, require, settings, spec
 from service.auth import ApiKey
 from service.db import get_session
 from service.models import ModelVersion
-from service import registry
 from service.training_runs import get_run, request_run, run_json
 
 
