@@ -14,6 +14,7 @@ gives the slot back the next time someone asks for a run.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from redis import Redis
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 RUN_JOB = "training.jobs.run_training"
 HELD = 1  # the value of TrainingRun.slot while a run holds it
 LOST_STATES = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+ENQUEUE_GRACE_S = 30  # a run younger than this whose job is missing is being enqueued, not lost
 LOG_LIMIT = 200_000  # characters of log kept on a run; older lines are dropped
 
 
@@ -113,6 +115,8 @@ def release_lost_run(session: Session, connection: Redis) -> None:
         status = Job.fetch(run.job_id, connection=connection).get_status(refresh=True)
     except NoSuchJobError:
         status = None
+        if utcnow() - run.created_at < timedelta(seconds=ENQUEUE_GRACE_S):
+            return  # committed a moment ago, its job about to be enqueued
     if status is None or status in LOST_STATES:
         finish_run(session, run, FAILED, error=f"the run's job was lost ({status or 'gone from the queue'})")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -325,6 +326,11 @@ def test_a_run_whose_job_was_lost_gives_the_slot_back(sqlite_settings, database)
     connection = Redis.from_url(sqlite_settings.redis_url)
     Job.fetch(f"docket-training-run-{first}", connection=connection).delete()
     connection.close()
+    with pytest.raises(TrainingRunActive):  # a run just requested may not be enqueued yet: not lost
+        start_run(sqlite_settings, database, {})
+    with database.session() as session:
+        session.get(TrainingRun, first).created_at -= timedelta(minutes=1)
+        session.commit()
     second = start_run(sqlite_settings, database, {})
     with database.session() as session:
         lost = session.get(TrainingRun, first)
