@@ -16,9 +16,9 @@ import click
 
 from config.settings import get_settings
 from service.evaluation import run_eval
-from service.extract.engine import load_engine
 from service.ingest import IngestedDocument, ingest_pdf
 from service.splits import split_of
+from service.tasks import get_engine
 
 
 def read_document(path: Path) -> IngestedDocument:
@@ -35,7 +35,7 @@ def read_document(path: Path) -> IngestedDocument:
 @click.option("--json", "as_json", is_flag=True, help="print the full result as JSON")
 def extract(file: Path, doc_type: str, as_json: bool) -> None:
     """Extract the fields of FILE with the active model."""
-    engine = load_engine(get_settings())
+    engine = get_engine(get_settings())  # the registry's active version, else the default model
     if doc_type not in engine.doc_types:
         raise click.BadParameter(f"unknown type {doc_type!r}; known: {', '.join(engine.doc_types)}", param_hint="--type")
     result = engine.extract(engine.doc_types[doc_type], read_document(file))
@@ -57,7 +57,7 @@ def extract(file: Path, doc_type: str, as_json: bool) -> None:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="write the report as JSON")
 def evaluate(dataset: Path, doc_type: str | None, split: str, limit: int | None, out: Path | None) -> None:
     """Score the active model on DATASET (the normalized.jsonl format of ../shared/data)."""
-    engine = load_engine(get_settings())
+    engine = get_engine(get_settings())  # the registry's active version, else the default model
     thresholds = engine.meta.get("thresholds") or None
 
     def extract_fn(type_name: str, source):
