@@ -232,6 +232,7 @@ class ActiveModelWatch:
             try:
                 self._ref = self.lookup()
             except SQLAlchemyError as exc:
-                log.warning("active model lookup failed, serving %s: %s", self._ref, exc)
+                log.warning("active model lookup failed (%s); serving %s", getattr(exc, "orig", exc),
+                            self._ref.version if self._ref else "the configured model")
             self._checked = now
         return self._ref
