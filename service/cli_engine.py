@@ -16,9 +16,25 @@ import click
 
 from config.settings import get_settings
 from service.evaluation import run_eval
+from service.extract.engine import Engine
 from service.ingest import IngestedDocument, ingest_pdf
 from service.splits import split_of
 from service.tasks import get_engine
+
+
+MODEL_OPTION = click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="a model folder to use instead of the registry's active version",
+)
+
+
+def choose_engine(model_dir: Path | None) -> Engine:
+    """An explicit model folder, else the registry's active version, else the default model."""
+    settings = get_settings()
+    return Engine(model_dir, settings) if model_dir else get_engine(settings)
 
 
 def read_document(path: Path) -> IngestedDocument:
@@ -33,9 +49,10 @@ def read_document(path: Path) -> IngestedDocument:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--type", "doc_type", default="invoice", show_default=True, help="document type (a schema in config/schemas)")
 @click.option("--json", "as_json", is_flag=True, help="print the full result as JSON")
-def extract(file: Path, doc_type: str, as_json: bool) -> None:
+@MODEL_OPTION
+def extract(file: Path, doc_type: str, as_json: bool, model_dir: Path | None) -> None:
     """Extract the fields of FILE with the active model."""
-    engine = get_engine(get_settings())  # the registry's active version, else the default model
+    engine = choose_engine(model_dir)
     if doc_type not in engine.doc_types:
         raise click.BadParameter(f"unknown type {doc_type!r}; known: {', '.join(engine.doc_types)}", param_hint="--type")
     result = engine.extract(engine.doc_types[doc_type], read_document(file))
@@ -55,9 +72,10 @@ def extract(file: Path, doc_type: str, as_json: bool) -> None:
 @click.option("--split", type=click.Choice(["eval", "train", "all"]), default="all", show_default=True, help="the fixed split of ../shared/data to score")
 @click.option("--limit", type=int, default=None)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="write the report as JSON")
-def evaluate(dataset: Path, doc_type: str | None, split: str, limit: int | None, out: Path | None) -> None:
+@MODEL_OPTION
+def evaluate(dataset: Path, doc_type: str | None, split: str, limit: int | None, out: Path | None, model_dir: Path | None) -> None:
     """Score the active model on DATASET (the normalized.jsonl format of ../shared/data)."""
-    engine = get_engine(get_settings())  # the registry's active version, else the default model
+    engine = choose_engine(model_dir)
     thresholds = engine.meta.get("thresholds") or None
 
     def extract_fn(type_name: str, source):
