@@ -283,6 +283,11 @@ def _iso(year: int | None, month: int | str, day: int | str) -> str | None:
 _BLANK_WORDS = {"", "null", "none", "n/a", "na", "-", "--"}
 
 
+# Identifiers printed in groups for the eye ("DE89 3704 0044 ...") whose
+# canonical form has no separators.
+COMPACT_FORMATS = frozenset({"iban"})
+
+
 def normalize_field(spec: FieldSpec, raw: Any) -> Any:
     """Normalise one field's raw model output according to its kind in the schema."""
     if raw is None:
@@ -300,6 +305,8 @@ def normalize_field(spec: FieldSpec, raw: Any) -> Any:
         return _code_case(spec, text)
     if spec.kind == "enum":
         return _enum_value(spec, text)
+    if spec.format in COMPACT_FORMATS:
+        return re.sub(r"[\s-]", "", text).upper()
     return text
 
 

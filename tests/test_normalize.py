@@ -298,3 +298,8 @@ def test_enum_values_match_loosely():
     assert normalize_field(enum, option.upper()) == option
     assert normalize_field(enum, option.replace("_", " ").title()) == option
     assert normalize_field(enum, "something else") == "something else"
+
+
+def test_an_iban_printed_in_groups_normalises_to_its_compact_form():
+    spec = DOC_TYPES["invoice"].field("iban")
+    assert normalize_field(spec, "de89 3704 0044 0532 0130 00") == "DE89370400440532013000"
