@@ -103,8 +103,10 @@ def check_current(session: Session, doc: Document, task: ReviewTask | None, user
         raise AlreadyDecided(f"This document was {task.state} already; your changes were not saved.")
     latest = doc.latest_extraction
     if task.version != version or (latest.id if latest else None) != attempt_id:
-        raise StaleReview("Someone else changed this document since you opened it; your changes were not saved. "
-                          "Reload it to see the current version.")
+        holder = session.get(User, task.claimed_by_id) if task.claimed_by_id not in (None, user.id) else None
+        now_held = f" {holder.email} holds it now." if holder is not None else ""
+        raise StaleReview("Someone else changed this document since you opened it; your changes were not saved."
+                          f"{now_held} Reload it to see the current version.")
     if task.claimed_by_id is not None and task.claimed_by_id != user.id:
         raise_claimed(session, task)
     if task.claimed_by_id is None:
