@@ -96,3 +96,15 @@ def test_the_default_model_reads_an_order_id_from_a_ticket(default_engine: Engin
     result = default_engine.extract(default_engine.doc_types["ticket"], doc)
     assert result.fields["order_id"].value.lstrip("#") == "A-77812"
     assert result.fields["category"].value in ("order", "delivery", "shipping_address")
+
+
+def test_a_token_cap_too_small_for_the_schema_routes_to_review_instead_of_failing(tiny_engine: Engine, tmp_path):
+    from service.routing import decide
+
+    tight = Engine(tiny_engine.model_dir, Settings(var_dir=tmp_path, model_dir=tiny_engine.model_dir, max_new_tokens=12))
+    doc_type = tight.doc_types["ticket"]
+    result = tight.extract(doc_type, text_doc("Where is order 12345?"))
+    assert all(f.confidence == 0.0 for f in result.fields.values())
+    assert any("token cap" in w for w in result.warnings)
+    decision = decide(doc_type, result, [])
+    assert decision.route == "review" and "truncated" in {r["code"] for r in decision.reasons}

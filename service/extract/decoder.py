@@ -24,6 +24,7 @@ makes jump-forward and speculation provably output-preserving.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -33,6 +34,7 @@ from service.extract.session import ModelSession
 
 FORCED_SCAN_LIMIT = 128  # a state allowing more tokens than this cannot be forced
 STRING_STATE_SIZE = 1000  # a state allowing this many tokens is inside a free string
+_CLOSING = re.compile(rb'"?[\]}]*')
 CLOSING_RESERVE_PER_FIELD = 10  # tokens kept back per top-level field to finish the JSON
 
 
@@ -76,10 +78,10 @@ class StateTable:
             return self._closers[state]
         ids = self.allowed(state)
         tb = self.vocab.token_bytes
-        if len(ids) >= STRING_STATE_SIZE:
-            picked = [t for t in ids if b'"' in tb[t]]
-        else:
-            picked = [t for t in ids if tb[t][:1] in (b"]", b"n")]
+        # Only tokens that end something: a closing quote followed by nothing
+        # but closing brackets ("\"", "\"}", "\"}]"), a bare "]", or null. A
+        # token like "\"},{\"" also contains a quote but opens the next row.
+        picked = [t for t in ids if _CLOSING.fullmatch(tb[t]) or (len(ids) < STRING_STATE_SIZE and tb[t][:1] == b"n")]
         out = np.asarray(picked, dtype=np.int64) if picked else ids
         self._closers[state] = out
         return out

@@ -105,7 +105,11 @@ class Engine:
         result = self.decoder(doc_type).decode(
             prompt_ids, self.settings.max_new_tokens, fitted.text.encode("utf-8"), speculate=speculate
         )
-        fields, cut = self._fields(doc_type, document, result)
+        if result.complete:
+            fields, cut = self._fields(doc_type, document, result)
+        else:  # the token cap is smaller than the schema needs: nothing here is trustworthy
+            fields, cut = self._nothing(doc_type), []
+            warnings.append(f"output truncated at the token cap ({self.settings.max_new_tokens} tokens)")
         # A runaway value (the model looping) is the model's failure, not the
         # document's: worded so routing does not treat it as truncation, which a
         # frontier model reading the whole text can settle.
@@ -127,6 +131,13 @@ class Engine:
             warnings=warnings,
             raw_json=self.vocab.decode_bytes(result.tokens).decode("utf-8", errors="replace"),
         )
+
+    @staticmethod
+    def _nothing(doc_type: DocumentType) -> dict[str, FieldResult]:
+        return {
+            spec.name: FieldResult(value=[] if spec.kind == "array" else None, confidence=0.0, problems=["cut_off"])
+            for spec in doc_type.fields
+        }
 
     def _fields(self, doc_type: DocumentType, document: IngestedDocument, result: DecodeResult) -> tuple[dict[str, FieldResult], list[str]]:
         pieces = [self.vocab.token_bytes[t] or b"" for t in result.tokens]
