@@ -37,6 +37,8 @@ def test_every_field_comes_back_with_confidence_and_the_schema_holds(tiny_engine
     jsonschema.validate(json.loads(result.raw_json), doc_type.decode_schema)
     assert result.tokens["model_calls"] < result.tokens["output"]
     assert result.model_version.startswith("tiny-")
+    closed = [w.split(":")[0] for w in result.warnings if "closed early" in w]
+    assert closed and set(closed) <= {f.name for f in doc_type.fields} and len(closed) == len(set(closed))
 
 
 def test_a_document_longer_than_the_context_budget_is_reported_not_silently_cut(tiny_engine: Engine, tmp_path):

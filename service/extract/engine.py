@@ -173,8 +173,6 @@ class Engine:
             problems = ["cut_off"] if was_cut else []
             if raw is not None and value is None:
                 problems.append("unreadable")
-            if was_cut and spec.name not in cut_fields:
-                cut_fields.append(spec.name)
             return FieldResult(value=value, raw=raw, confidence=confidence, evidence=evidence, problems=problems), hint
 
         fields: dict[str, FieldResult] = {}
@@ -182,6 +180,8 @@ class Engine:
             raw = parsed.get(spec.name)
             if spec.kind != "array":
                 fields[spec.name], _ = leaf(spec, raw, spans[spec.name], 0)
+                if "cut_off" in fields[spec.name].problems:
+                    cut_fields.append(spec.name)
                 continue
             rows, hint = [], 0  # rows follow each other in the text: search onwards
             for row_raw, row_spans in zip(raw or [], spans[spec.name]):
@@ -190,7 +190,7 @@ class Engine:
                     row[item.name], hint = leaf(item, row_raw.get(item.name), row_spans[item.name], hint)
                 rows.append(row)
             cells = [cell for row in rows for cell in row.values()]
-            if any("cut_off" in cell.problems for cell in cells) and spec.name not in cut_fields:
+            if any("cut_off" in cell.problems for cell in cells):
                 cut_fields.append(spec.name)
             # An empty list is as certain as the decision to close it at once.
             confidence = min(c.confidence for c in cells) if cells else self.calibration(raw_confidence(probe(spans[spec.name].span)[0], False, False))
