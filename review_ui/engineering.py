@@ -2,7 +2,9 @@
 
 Reachable by the engineer and admin roles only (the parent blueprint has
 already required a login and checks CSRF). Promotion and rollback go through
-:mod:`service.registry`, each behind a confirmation page.
+:mod:`service.registry`, each behind a confirmation page; a training run is
+requested through :mod:`service.training_runs`, the same path as the API's
+``POST /v1/training-runs`` and ``docket train``, and its page follows it live.
 """
 
 from __future__ import annotations
@@ -13,14 +15,18 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from pydantic import ValidationError
+from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from review_ui import charts
 from service import registry
+from service.api.schemas import TrainingRunRequest
 from service.db import get_session
-from service.exceptions import RegistryConflict
+from service.exceptions import RegistryConflict, TrainingRunActive
 from service.models import PROCESSING, QUEUED, ModelVersion, TrainingRun, utcnow
 from service.stats import compute_stats
+from service.training_runs import current_run, get_run, request_run
 
 bp = Blueprint("engineering", __name__, url_prefix="/engineering")
 
@@ -114,14 +120,102 @@ def rollback() -> Response:
     return redirect(url_for("review_ui.engineering.models"), 303)
 
 
+RUN_OPTIONS = ("steps", "replay", "seed")  # what the start form offers; the rest keep their defaults
+LOG_TAIL = 4000  # characters of a run's log shown live; the whole log is one click away
+
+
+def loss_chart(run: TrainingRun, width: int = 320, height: int = 120) -> charts.Chart | None:
+    losses = (run.metrics or {}).get("loss")
+    if not isinstance(losses, list) or not losses:
+        return None
+    return charts.line_chart(f"run {run.id}: loss", [str(i + 1) for i in range(len(losses))],
+                             [float(v) for v in losses], width=width, height=height, fmt=".3f")
+
+
+def is_live(run: TrainingRun) -> bool:
+    return run.status in (QUEUED, PROCESSING)
+
+
 @bp.get("/runs")
 def runs() -> str:
     all_runs = get_session().scalars(select(TrainingRun).order_by(TrainingRun.created_at.desc()).limit(100)).all()
-    live = any(run.status in (QUEUED, PROCESSING) for run in all_runs)
-    loss = {run.id: charts.line_chart(f"run {run.id}: loss", [str(i + 1) for i in range(len(run.metrics["loss"]))],
-                                      [float(v) for v in run.metrics["loss"]], width=320, height=120, fmt=".3f")
-            for run in all_runs if isinstance((run.metrics or {}).get("loss"), list) and run.metrics["loss"]}
-    return render_template("engineering/runs.html", runs=all_runs, live=live, loss=loss)
+    live = any(is_live(run) for run in all_runs)
+    loss = {run.id: chart for run in all_runs if (chart := loss_chart(run))}
+    return render_template("engineering/runs.html", runs=all_runs, live=live, loss=loss,
+                           holder=current_run(get_session()), options=RUN_OPTIONS)
+
+
+def run_params(form) -> dict[str, Any]:
+    """The start form's options, checked by the API's own request model (blank means the default)."""
+    values = {name: form.get(name, "").strip() for name in RUN_OPTIONS}
+    return TrainingRunRequest.model_validate({k: v for k, v in values.items() if v}).model_dump(exclude_none=True)
+
+
+def describe_invalid(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+
+
+@bp.post("/runs")
+def start_run() -> Response:
+    """Queue a retraining run, as ``POST /v1/training-runs`` does, and open its page."""
+    try:
+        params = run_params(request.form)
+    except ValidationError as exc:
+        flash(f"Nothing was started: {describe_invalid(exc)}.", "error")
+        return redirect(url_for("review_ui.engineering.runs"), 303)
+    db = get_session()
+    try:
+        run = request_run(db, current_app.extensions["docket.redis"], current_app.extensions["docket.settings"],
+                          actor(), params)
+    except TrainingRunActive as exc:
+        flash(f"{exc.detail} Wait for it to finish.", "error")
+        run_id = exc.extra.get("run_id")
+        return redirect(url_for("review_ui.engineering.run", run_id=run_id) if run_id
+                        else url_for("review_ui.engineering.runs"), 303)
+    except RedisError:
+        flash("The job queue is unreachable, so the run could not be queued; it is recorded as failed. "
+              "Try again once Redis is back.", "error")
+        return redirect(url_for("review_ui.engineering.runs"), 303)
+    flash(f"Training run {run.id} is queued; a training worker (docket worker -q training) picks it up.", "ok")
+    return redirect(url_for("review_ui.engineering.run", run_id=run.id), 303)
+
+
+def run_view(run: TrainingRun) -> dict[str, Any]:
+    progress = run.progress or {}
+    step, total = progress.get("step"), progress.get("total")
+    log_text = run.log or ""
+    return {
+        "run": run,
+        "live": is_live(run),
+        "stage": progress.get("stage") or run.status,
+        "step": step,
+        "total": total,
+        "loss": progress.get("loss"),
+        "eta_s": progress.get("eta_s"),
+        "fraction": step / total if isinstance(step, int) and isinstance(total, int) and total else None,
+        "chart": loss_chart(run, width=640, height=180),
+        "log_tail": log_text[-LOG_TAIL:],
+        "log_cut": len(log_text) > LOG_TAIL,
+        "gate": (run.metrics or {}).get("gate"),
+    }
+
+
+@bp.get("/runs/<int:run_id>")
+def run(run_id: int) -> str:
+    return render_template("engineering/run.html", **run_view(get_run(get_session(), run_id)))
+
+
+@bp.get("/runs/<int:run_id>/live")
+def run_live(run_id: int) -> str:
+    """The live part of a run's page, which htmx polls while the run is queued or running."""
+    return render_template("engineering/_run_live.html", **run_view(get_run(get_session(), run_id)))
+
+
+@bp.get("/runs/<int:run_id>/log")
+def run_log(run_id: int) -> Response:
+    """The whole log as plain text (a download, never rendered as HTML)."""
+    text = get_run(get_session(), run_id).log or ""
+    return Response(text, mimetype="text/plain", headers={"X-Content-Type-Options": "nosniff"})
 
 
 def fold_days(groups: list[dict[str, Any]], dates: list[date]) -> dict[str, list[float]]:

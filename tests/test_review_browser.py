@@ -17,7 +17,7 @@ from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from service.db import Database
-from service.models import ReviewTask, TrainingExample
+from service.models import ReviewTask, TrainingExample, TrainingRun
 from tests.review_fixtures import PASSWORD, add_user, seed_pdf_invoice, seed_ticket
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]' (playwright)")
@@ -323,3 +323,43 @@ def test_focus_is_visible(new_page, settings):
 
 def test_chromium_is_debians():
     assert shutil.which("chromium") == "/usr/bin/chromium"
+
+
+def test_an_engineer_starts_a_training_run_and_watches_it_live(new_page, settings):
+    add_user(settings, "eddie@example.com", "engineer")
+    page = new_page()
+    log_in(page, "eddie@example.com")
+    page.get_by_role("link", name="Training runs").click()
+    page.wait_for_url("**/ui/engineering/runs")
+    page.locator("#run-steps").focus()
+    page.keyboard.type("8")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/ui/engineering/runs/1")
+    assert "Training run 1 is queued" in page.locator("#flash").inner_text()
+    assert page.locator("#run-live").get_attribute("data-status") == "queued"
+
+    # The job reports as it trains; the page follows without reloading.
+    page.evaluate("window.__samePage = true")
+    database = Database(settings.database_uri)
+    try:
+        with database.session() as session:
+            run = session.get(TrainingRun, 1)
+            run.status, run.progress = "processing", {"stage": "train", "step": 4, "total": 8, "loss": 0.5, "eta_s": 30}
+            run.log, run.metrics = "10:00:00 started\n10:00:04 step 4: loss 0.5000\n", {"loss": [1.0, 0.8, 0.6, 0.5]}
+            session.commit()
+        page.wait_for_selector("#run-progress[value='4']", timeout=8_000)
+        assert "step 4: loss 0.5000" in page.locator(".run-log").inner_text()
+        assert page.locator("#run-live polyline").count() == 1
+        shoot(page, "training-run.png", full_page=True)
+        with database.session() as session:
+            run = session.get(TrainingRun, 1)
+            run.status, run.slot, run.progress, run.output_model_version = "done", None, {"stage": "done"}, "m-2"
+            run.metrics = {**run.metrics, "gate": {"decision": "promote", "reasons": []}}
+            session.commit()
+    finally:
+        database.dispose()
+    page.wait_for_selector("#run-live[data-status='done']", timeout=8_000)
+    assert "m-2: promoted" in page.locator("#run-live").inner_text()
+    assert page.locator("#run-live").get_attribute("hx-trigger") is None  # polling has stopped
+    assert page.evaluate("window.__samePage") is True
+    assert page.js_errors == []

@@ -498,6 +498,73 @@ def test_engineers_promote_and_roll_back_after_confirming(app, settings, tmp_pat
     assert fetch(settings, select(ModelVersion.version).where(ModelVersion.status == "active")) == ["m-1"]
 
 
+def update_run(settings, run_id: int, **values) -> None:
+    """Change a run's row as the training job does while it runs."""
+    database = Database(settings.database_uri)
+    try:
+        with database.session() as session:
+            run = session.get(TrainingRun, run_id)
+            for name, value in values.items():
+                setattr(run, name, value)
+            session.commit()
+    finally:
+        database.dispose()
+
+
+def test_engineers_start_a_run_and_follow_it_live(app, settings, reviewer):
+    from rq import Queue  # noqa: PLC0415
+    from redis import Redis  # noqa: PLC0415
+
+    add_user(settings, "eddie@example.com", "engineer")
+    eddie, rita = app.test_client(), app.test_client()
+    csrf = login(eddie, "eddie@example.com")
+    rita_csrf = login(rita, reviewer)
+    assert 'id="start-run"' in eddie.get("/ui/engineering/runs").text
+    assert rita.post("/ui/engineering/runs", data={"csrf_token": rita_csrf}).status_code == 403
+    assert eddie.post("/ui/engineering/runs", data={"steps": "5"}).status_code == 400  # no CSRF token
+
+    resp = eddie.post("/ui/engineering/runs", data={"csrf_token": csrf, "steps": "0"}, follow_redirects=True)
+    assert "Nothing was started: steps:" in resp.text and count(settings, TrainingRun) == 0
+
+    resp = eddie.post("/ui/engineering/runs", data={"csrf_token": csrf, "steps": "5", "replay": ""})
+    assert resp.status_code == 303 and resp.headers["Location"].endswith("/ui/engineering/runs/1")
+    [run] = fetch(settings, select(TrainingRun))
+    assert (run.status, run.requested_by, run.params) == ("queued", "user:eddie@example.com", {"steps": 5})
+    connection = Redis.from_url(settings.redis_url)
+    try:
+        assert Queue("training", connection=connection).job_ids == [run.job_id]
+    finally:
+        connection.close()
+
+    # A second request names the run under way and queues nothing.
+    resp = eddie.post("/ui/engineering/runs", data={"csrf_token": csrf}, follow_redirects=True)
+    assert "Only one training run at a time: run 1 is queued" in resp.text and count(settings, TrainingRun) == 1
+    assert 'id="start-run" disabled' in eddie.get("/ui/engineering/runs").text
+
+    page = eddie.get("/ui/engineering/runs/1").text
+    assert 'hx-trigger="every 2s"' in page and "Waiting for a training worker" in page
+    update_run(settings, 1, status="processing", progress={"stage": "train", "step": 3, "total": 10,
+                                                           "loss": 1.23456, "eta_s": 120},
+               log="10:00:01 started\n10:00:02 <script>alert(1)</script>\n", metrics={"loss": [2.0, 1.6, 1.2]})
+    live = eddie.get("/ui/engineering/runs/1/live").text
+    assert live.startswith("\n<section") or live.lstrip().startswith("<section")  # the fragment alone
+    assert "Step 3 of 10" in live and '<progress id="run-progress" max="10" value="3">' in live
+    assert "1.2346" in live and "about 2.0 min left" in live and "<polyline" in live
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in live and "<script>alert" not in live
+    assert 'hx-trigger="every 2s"' in live
+
+    update_run(settings, 1, status="done", slot=None, output_model_version="m-2", progress={"stage": "done"},
+               metrics={"loss": [2.0, 1.6, 1.2], "gate": {"decision": "reject",
+                                                          "reasons": ["overall accuracy 80.00% is below 90.00%"]}})
+    live = eddie.get("/ui/engineering/runs/1/live").text
+    assert "hx-trigger" not in live and 'data-status="done"' in live
+    assert "m-2: rejected by the gate (overall accuracy 80.00% is below 90.00%)" in live
+    log = eddie.get("/ui/engineering/runs/1/log")
+    assert log.mimetype == "text/plain" and "<script>alert(1)</script>" in log.text
+    assert rita.get("/ui/engineering/runs/1").status_code == 403
+    assert eddie.get("/ui/engineering/runs/99").status_code == 404
+
+
 # --- people ----------------------------------------------------------------------------
 
 
