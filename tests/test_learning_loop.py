@@ -236,6 +236,38 @@ def test_a_run_trains_evaluates_gates_and_registers(sqlite_settings, database, t
         assert gate["overall"]["candidate"] + 1e-9 >= gate["overall"]["active"] or gate["decision"] == "reject"
 
 
+def test_a_run_continues_the_adapter_of_the_model_it_would_replace(sqlite_settings, database, tiny_model_dir,
+                                                                     tiny_base_dir):
+    """Run 1 starts a fresh adapter (the tiny model has none); once its model serves, run 2 continues run 1's."""
+    settings = sqlite_settings
+    add_examples(database, n_train=3, n_golden=1)
+    activate_tiny(database, tiny_model_dir)
+    params = {**TINY_RUN, "base_dir": str(tiny_base_dir)}
+    first = start_run(settings, database, params)
+    work_training_queue(settings)
+    with database.session() as session:
+        cold = session.get(TrainingRun, first)
+        assert cold.status == DONE, cold.error
+        assert "a fresh adapter, lr 0.001" in cold.log and cold.metrics["train"]["started_from"] is None
+        entry = registry.get_version(session, cold.output_model_version)
+        assert (Path(entry.path) / "adapter" / "adapter_model.safetensors").exists()  # the model keeps its adapter
+        if entry.status != "active":
+            registry.promote(session, entry.version, "test")
+        cold_losses, first_version, first_path = cold.metrics["loss"], entry.version, entry.path
+
+    second = start_run(settings, database, params)
+    work_training_queue(settings)
+    with database.session() as session:
+        warm = session.get(TrainingRun, second)
+        assert warm.status == DONE, warm.error
+        assert f"continuing the adapter of {first_version}, lr 0.0003" in warm.log
+        assert warm.metrics["train"]["started_from"] == str(Path(first_path) / "adapter")
+        assert registry.get_version(session, warm.output_model_version).parent == first_version
+    # Same examples in the same order: a fresh LoRA starts exactly at the base model's loss, so a
+    # different first loss shows the run began from run 1's weights.
+    assert warm.metrics["loss"][0] != cold_losses[0]
+
+
 def test_a_rejected_candidate_is_kept_with_its_comparison_and_never_served(sqlite_settings, database, tiny_model_dir,
                                                                           tiny_base_dir, capsys):
     """A gate that demands a 50-point gain on every field (margin -0.5) turns the same run into a rejection."""

@@ -24,9 +24,16 @@ from training.export import META_FILE, export_onnx
 from training.merge import merge_adapter
 
 
+ADAPTER_SUBDIR = "adapter"  # a built model keeps the LoRA adapter it was merged from, to train on from there
+
+
 def build_model(adapter_dir: Path, out_dir: Path, version: str, quantize: bool = True,
                 base_dir: Path | None = None) -> Path:
-    """Merge *adapter_dir* into the base (*base_dir*, default the SmolLM2 base) and export to *out_dir*."""
+    """Merge *adapter_dir* into the base (*base_dir*, default the SmolLM2 base) and export to *out_dir*.
+
+    The adapter is copied into the folder too (``adapter/``): a retraining
+    run continues from the adapter of the model it replaces.
+    """
     adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
     if (out_dir / "model.onnx").exists() and (out_dir / META_FILE).exists():
         return out_dir
@@ -44,7 +51,26 @@ def build_model(adapter_dir: Path, out_dir: Path, version: str, quantize: bool =
     with tempfile.TemporaryDirectory(prefix="docket-merge-") as tmp:
         merged = merge_adapter(adapter_dir, Path(tmp) / "merged", base)
         export_onnx(merged, out_dir, quantize=quantize, meta=meta)
+    shutil.copytree(adapter_dir, out_dir / ADAPTER_SUBDIR, dirs_exist_ok=True)
     return out_dir
+
+
+def adapter_of(model_dir: Path) -> Path | None:
+    """The LoRA adapter a built model was merged from, if it can be found.
+
+    Its own copy, or, for a default model built before models carried one,
+    the repository's default adapter when the hash recorded at build time
+    matches it. None for models that came from no adapter (the tiny test model).
+    """
+    own = Path(model_dir) / ADAPTER_SUBDIR
+    if (own / "adapter_model.safetensors").exists():
+        return own
+    meta_path = Path(model_dir) / META_FILE
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    recorded = meta.get("adapter_sha256")
+    if recorded and (DEFAULT_ADAPTER_DIR / "adapter_model.safetensors").exists() and recorded == _dir_hash(DEFAULT_ADAPTER_DIR):
+        return DEFAULT_ADAPTER_DIR
+    return None
 
 
 def _dir_hash(folder: Path) -> str:

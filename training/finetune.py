@@ -93,9 +93,11 @@ def load_examples(path: Path) -> list[TrainExample]:
     return [TrainExample(r["id"], r["doc_type"], r["text"], r["target"], set(r["labelled"]) if r.get("labelled") is not None else None) for r in rows]
 
 
-def train(examples: list[TrainExample], out_dir: Path, cfg: TrainConfig, base_dir: Path | None = None, steps: int | None = None, progress=None) -> Path:
+def train(examples: list[TrainExample], out_dir: Path, cfg: TrainConfig, base_dir: Path | None = None, steps: int | None = None, progress=None,
+          init_adapter: Path | None = None) -> Path:
+    """Fine-tune a LoRA adapter; from scratch, or continuing *init_adapter* (its rank and modules win over *cfg*'s)."""
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(cfg.seed)
@@ -112,7 +114,10 @@ def train(examples: list[TrainExample], out_dir: Path, cfg: TrainConfig, base_di
     schedule = [order[i % len(order)] for i in range(total)]
 
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
-    model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, target_modules=list(cfg.target_modules), task_type="CAUSAL_LM"))
+    if init_adapter:
+        model = PeftModel.from_pretrained(model, init_adapter, is_trainable=True)
+    else:
+        model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, target_modules=list(cfg.target_modules), task_type="CAUSAL_LM"))
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     optim = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
@@ -146,7 +151,9 @@ def train(examples: list[TrainExample], out_dir: Path, cfg: TrainConfig, base_di
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     _to_fp16(out_dir / "adapter_model.safetensors")
-    (out_dir / "train_config.json").write_text(json.dumps({**asdict(cfg), "examples": len(examples), "steps": total, "final_loss": running}, indent=2))
+    started_from = str(init_adapter) if init_adapter else None
+    (out_dir / "train_config.json").write_text(json.dumps({**asdict(cfg), "examples": len(examples), "steps": total, "final_loss": running,
+                                                           "init_adapter": started_from}, indent=2))
     return out_dir
 
 

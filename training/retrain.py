@@ -1,13 +1,21 @@
 """Retrain from approved corrections: `docket train` (the rq job in ``training.jobs``).
 
     approved examples (not golden) + a replay sample of earlier training data
-    → LoRA fine-tune from the base (seeded) → merge → ONNX → int8
+    → LoRA fine-tune (seeded), continuing the active model's adapter on the
+      base (from a fresh adapter when it has none, or with warm_start off)
+    → merge → ONNX → int8
     → confidence calibration on synthetic validation documents
     → evaluation of candidate and active model on the golden set
       (and, optionally, on the evaluation splits of ../shared/data)
     → gate → register (and promote, or reject with the comparison)
 
 Approved documents become examples in :mod:`training.approved`.
+
+Continuing the active adapter is what lets a small run teach a new layout
+without forgetting the old ones: a fresh adapter trained on a hundred or so
+examples knows far less than the one it would replace, and the gate's guard
+on ../shared/data would (rightly) reject it. It also trains at a lower
+learning rate (``warm_lr``), for the same reason.
 
 Nothing here touches the active model until the gate has passed.
 """
@@ -51,7 +59,7 @@ from training import synth
 from training.approved import load_approved
 from training.base import BASE_ID, ensure_base
 from training.bootstrap import BootstrapConfig
-from training.build_default import build_model
+from training.build_default import adapter_of, build_model
 from training.calibrate import calibrate
 from training.dataset import (
     SHARED_DATA,
@@ -74,7 +82,9 @@ class RetrainConfig:
     replay: int = 100  # earlier training examples mixed in (settings.replay_examples)
     approved_repeats: int = 2  # each approved example is seen this many times
     steps: int | None = None  # None: one pass over the mix
-    lr: float = 1e-3
+    lr: float = 1e-3  # a fresh adapter
+    warm_start: bool = True  # continue the active model's adapter when it has one on the same base
+    warm_lr: float = 3e-4  # continuing: gentler, so earlier layouts are kept
     warmup_steps: int = 20
     validation: int = 20  # synthetic documents for calibration (never trained on)
     eval_shared: int = 0  # documents per evaluation split of ../shared/data (0: skip)
@@ -132,8 +142,19 @@ def replay_sample(n: int, seed: int) -> list[TrainExample]:
     return out
 
 
-def data_hash(examples: list[TrainExample], cfg: RetrainConfig) -> str:
+def starting_adapter(model_dir: Path, base_name: str) -> Path | None:
+    """The adapter to continue: the active model's, if it was trained on the base this run trains on."""
+    meta_path = Path(model_dir) / META_FILE
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    if meta.get("base_model") != base_name:
+        return None
+    return adapter_of(model_dir)
+
+
+def data_hash(examples: list[TrainExample], cfg: RetrainConfig, init_adapter: Path | None = None) -> str:
     digest = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True, default=str).encode())
+    if init_adapter:
+        digest.update(hashlib.sha256((Path(init_adapter) / "adapter_model.safetensors").read_bytes()).digest())
     for e in sorted(examples, key=lambda e: e.id):
         digest.update(json.dumps([e.id, e.doc_type, e.text, e.target, sorted(e.labelled or [])],
                                  sort_keys=True, ensure_ascii=False, default=str).encode())
@@ -245,7 +266,11 @@ def retrain(session: Session, settings: Settings, run_id: int, cfg: RetrainConfi
     started = time.time()
     doc_types = load_document_types(settings.schema_dir)
     base_dir = Path(cfg.base_dir) if cfg.base_dir else None
-    train_cfg = TrainConfig(seed=cfg.seed, lr=cfg.lr, warmup_steps=cfg.warmup_steps)
+    base_name = BASE_ID if not cfg.base_dir else Path(cfg.base_dir).name
+    serving = registry.active_version(session)  # what the run starts from (the gate re-reads it at the end)
+    serving_dir = Path(serving.path) if serving else resolve_model_dir(settings)
+    init_adapter = starting_adapter(serving_dir, base_name) if cfg.warm_start else None
+    train_cfg = TrainConfig(seed=cfg.seed, lr=cfg.warm_lr if init_adapter else cfg.lr, warmup_steps=cfg.warmup_steps)
 
     report.progress({"stage": "data"})
     approved, golden_rows = load_approved(session, doc_types)
@@ -258,7 +283,7 @@ def retrain(session: Session, settings: Settings, run_id: int, cfg: RetrainConfi
     base_dir = base_dir or ensure_base()
     mix = encodable(approved * cfg.approved_repeats + replay, base_dir, doc_types, train_cfg, report)
     random.Random(cfg.seed).shuffle(mix)
-    digest = data_hash(mix, cfg)
+    digest = data_hash(mix, cfg, init_adapter)
     version = f"r{run_id}-{digest[:10]}"
     out = Path(work_dir or settings.var_dir / "training" / f"run-{run_id}")
     shutil.rmtree(out, ignore_errors=True)
@@ -268,8 +293,10 @@ def retrain(session: Session, settings: Settings, run_id: int, cfg: RetrainConfi
         report.losses.append(round(loss, 5))
         report.progress({"stage": "train", "step": step, "total": total, "loss": round(loss, 5), "eta_s": round(eta)})
 
-    report.log(f"training on {len(mix)} examples from {base_dir}")
-    adapter = train(mix, out / "adapter", train_cfg, base_dir=base_dir, steps=cfg.steps, progress=on_step)
+    start = f"continuing the adapter of {serving.version if serving else serving_dir.name}" if init_adapter else "a fresh adapter"
+    report.log(f"training on {len(mix)} examples from {base_dir}: {start}, lr {train_cfg.lr:g}")
+    adapter = train(mix, out / "adapter", train_cfg, base_dir=base_dir, steps=cfg.steps, progress=on_step,
+                    init_adapter=init_adapter)
 
     report.progress({"stage": "build"})
     model_dir = settings.var_dir / "models" / version
@@ -305,7 +332,8 @@ def retrain(session: Session, settings: Settings, run_id: int, cfg: RetrainConfi
         "shared_eval": shared,
         "validation": calibration["validation"],
         "train": {"examples": len(mix), "approved": len(approved), "replay": len(replay),
-                  "final_loss": report.losses[-1] if report.losses else None},
+                  "final_loss": report.losses[-1] if report.losses else None,
+                  "started_from": str(init_adapter) if init_adapter else None, "lr": train_cfg.lr},
         "minutes": round((time.time() - started) / 60, 2),
     }
     if "invoice" in metrics["golden"]:
@@ -313,7 +341,7 @@ def retrain(session: Session, settings: Settings, run_id: int, cfg: RetrainConfi
     parent = ensure_baseline(session, active_engine, active_dir) if active_engine else None
     entry = registry.register(
         session, version=version, path=model_dir, actor=ACTOR, parent=parent, data_hash=digest,
-        base_model=BASE_ID if not cfg.base_dir else Path(cfg.base_dir).name, metrics=metrics,
+        base_model=base_name, metrics=metrics,
         doc_types=sorted({e.doc_type for e in mix}), training_run_id=run_id,
     )
     session.commit()

@@ -212,6 +212,8 @@ class TrainingRunRequest(BaseModel):
     approved_repeats: int | None = Field(default=None, ge=1, le=10, description="Passes over the approved examples.")
     eval_shared: int | None = Field(default=None, ge=0, le=10_000,
                                     description="Documents per evaluation split of ../shared/data to guard on.")
+    warm_start: bool | None = Field(default=None, description="Continue the active model's adapter (default true) "
+                                                              "or train a fresh one from the base.")
 
 
 class TrainingProgress(BaseModel):
