@@ -86,3 +86,20 @@ def test_token_cap_is_handled_on_purpose(parts):
     assert result.complete and len(result.tokens) <= 200
     jsonschema.validate(json.loads(out), DOC_TYPES["invoice"].decode_schema)
     assert any(result.cut)
+
+
+def test_closing_inside_a_string_ends_the_string(parts):
+    """Closing brackets are plain text inside a string: closing mode must write the quote first.
+
+    The default model, looping on line items at the token cap, once wrote
+    ``]]]}]}…`` into a description until the cap, and the JSON never ended.
+    """
+    vocab, decoders = parts
+    table = decoders["invoice"].table
+    state = table.index.get_initial_state()
+    for byte in b'{"vendor_name":"Acme':
+        state = table.next_state(state, vocab.ids_by_bytes[bytes([byte])])
+    closers = table.closers(state)
+    assert len(closers) > 0
+    assert all(vocab.token_bytes[t].startswith(b'"') for t in closers)
+    assert vocab.ids_by_bytes[b"]"] not in set(closers.tolist())

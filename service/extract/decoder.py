@@ -81,7 +81,11 @@ class StateTable:
         # Only tokens that end something: a closing quote followed by nothing
         # but closing brackets ("\"", "\"}", "\"}]"), a bare "]", or null. A
         # token like "\"},{\"" also contains a quote but opens the next row.
-        picked = [t for t in ids if _CLOSING.fullmatch(tb[t]) or (len(ids) < STRING_STATE_SIZE and tb[t][:1] == b"n")]
+        # Inside a string a bare "]}]}" is only more text, so there the way
+        # out must start with the closing quote.
+        in_string = len(ids) >= STRING_STATE_SIZE
+        picked = [t for t in ids if _CLOSING.fullmatch(tb[t]) and (not in_string or tb[t][:1] == b'"')
+                  or (not in_string and tb[t][:1] == b"n")]
         out = np.asarray(picked, dtype=np.int64) if picked else ids
         self._closers[state] = out
         return out
