@@ -283,6 +283,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         DOCKET_MAX_PAGES=str(settings.max_pages),
         DOCKET_MAX_UPLOAD_BYTES=str(settings.max_upload_bytes),
         DOCKET_MAX_NEW_TOKENS=str(settings.max_new_tokens),
+        DOCKET_LOG_FORMAT=settings.log_format,
     )
     env.pop("DOCKET_MODEL_DIR", None)
     if settings.model_dir:
@@ -290,13 +291,14 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def start_worker(settings: Settings, *args: str) -> subprocess.Popen:
-    """A real `docket worker` process."""
+def start_worker(settings: Settings, *args: str, **popen) -> subprocess.Popen:
+    """A real `docket worker` process (*popen*: e.g. ``stderr=subprocess.PIPE`` to read its log)."""
     return subprocess.Popen(
         [sys.executable, "-m", "service.cli", "worker", *args],
         env=settings_env(settings),
         cwd=ROOT,
         start_new_session=True,
+        **popen,
     )
 
 
