@@ -2,7 +2,7 @@
 
 * gunicorn's own lines (boot, worker timeouts, the access log if turned on)
   in the format ``DOCKET_LOG_FORMAT`` names, like the app's;
-* under Prometheus multiprocess mode (``PROMETHEUS_MULTIPROCESS_DIR``, which
+* under Prometheus multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, which
   ``GET /metrics`` then aggregates), a worker that exits is marked dead, so
   its live gauges drop out while its counters and histograms keep counting.
 """
@@ -33,5 +33,5 @@ logger_class = GunicornLogger
 
 
 def child_exit(_server, worker) -> None:
-    if os.environ.get("PROMETHEUS_MULTIPROCESS_DIR"):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.mark_process_dead(worker.pid)

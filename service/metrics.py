@@ -3,7 +3,7 @@
 Counters and histograms live in prometheus-client's default registry, written
 by the process that counts (the API for requests and ingestion, the workers
 for the engine's stages, routing and frontier calls). Under gunicorn, or with
-workers on the API's machine, set ``PROMETHEUS_MULTIPROCESS_DIR`` for all of
+workers on the API's machine, set ``PROMETHEUS_MULTIPROC_DIR`` for all of
 them: each process writes its own file and :func:`render_metrics` (``GET
 /metrics``) sums them.
 
@@ -166,7 +166,7 @@ class _DefaultRegistry:
 
 def render_metrics(collectors: Iterable[object] = (), multiprocess_dir: str | None = None) -> bytes:
     """The exposition text: this process's metrics, or every process's under multiprocess mode, and *collectors*."""
-    multiprocess_dir = multiprocess_dir or os.environ.get("PROMETHEUS_MULTIPROCESS_DIR")
+    multiprocess_dir = multiprocess_dir or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     registry = CollectorRegistry()
     if multiprocess_dir:
         multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)
