@@ -46,8 +46,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 from rq import Worker
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
 from config.settings import Settings
 from service import db
@@ -118,23 +117,6 @@ def ticket_texts(count: int, source: Path = BITEXT, seed: int = 0) -> list[str]:
 
 
 # --- the services ------------------------------------------------------------
-
-
-@contextmanager
-def fresh_database(admin_url: str) -> Iterator[str]:
-    """A new PostgreSQL database, migrated to head, dropped afterwards."""
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = f"docket_load_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        db.upgrade(url)
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @contextmanager
@@ -350,7 +332,7 @@ def run_load(config: LoadConfig) -> dict:
     errors: list[str] = []
     with ExitStack() as stack:
         workdir = config.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="docket-load-")))
-        database_url = stack.enter_context(fresh_database(config.pg_admin_url))
+        database_url = stack.enter_context(db.scratch_database(config.pg_admin_url, "docket_load"))
         redis_url = stack.enter_context(redis_database(config.redis_url))
         database = db.Database(database_url)
         stack.callback(database.dispose)
