@@ -3,8 +3,9 @@
 Counters and histograms live in prometheus-client's default registry, written
 by the process that counts (the API for requests and ingestion, the workers
 for the engine's stages, routing and frontier calls). Under gunicorn, or with
-workers on the API's machine, set ``PROMETHEUS_MULTIPROC_DIR`` for all of
-them: each process writes its own file and :func:`render_metrics` (``GET
+workers on the API's machine, set ``PROMETHEUS_MULTIPROC_DIR`` (that exact
+name: prometheus-client reads no other) to one empty folder for all of them:
+each process writes its own files and :func:`render_metrics` (``GET
 /metrics``) sums them.
 
 What is read at scrape time rather than counted — queue depths and workers
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-
 from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
