@@ -13,13 +13,24 @@ import sys
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from service import registry, tasks
+from service.db import Database
 from service.logs import JsonFormatter, TextFormatter, configure_logging, log_context
 from tests.conftest import run_jobs, start_worker
+from tests.test_registry import fake_artifact
 
 TICKET = (
     "From: dana.lee@example.com\nSubject: VPN refuses my password\n\n"
     "Since this morning the VPN client says my password is wrong. Please help urgently."
 )
+
+
+@pytest.fixture(autouse=True)
+def fresh_model_watch():
+    """No process-wide view of the active model left over from another test's database."""
+    tasks._WATCHES.clear()
+    yield
+    tasks._WATCHES.clear()
 
 
 def scrape(client, headers) -> dict[str, dict[tuple, float]]:
@@ -87,6 +98,19 @@ def test_metrics_without_a_model_or_redis_still_answer(settings, make_app, make_
     samples = scrape(client, {"Authorization": f"Bearer {make_key(settings=settings)}"})
     assert "docket_model_active_info" not in samples and "docket_queue_jobs" not in samples
     assert "docket_http_request_duration_seconds_count" in samples
+
+
+def test_metrics_name_the_promoted_model_version(settings, make_app, make_key, tmp_path):
+    database = Database(settings.database_uri)
+    try:
+        with database.session() as session:
+            registry.register(session, version="m-7", path=fake_artifact(tmp_path / "m-7", b"m"), actor="cli")
+            registry.promote(session, "m-7", "cli")
+    finally:
+        database.dispose()
+    client = make_app(settings).test_client()
+    samples = scrape(client, {"Authorization": f"Bearer {make_key(settings=settings)}"})
+    assert samples["docket_model_active_info"] == {(("source", "registry"), ("version", "m-7")): 1.0}
 
 
 def test_request_id_is_taken_when_sane_and_made_otherwise(client, auth):
