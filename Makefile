@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 DOCKET := $(VENV)/bin/docket
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test install model services chromium
+.PHONY: run test install model services chromium bench-load
 
 # --- set-up ------------------------------------------------------------------
 
@@ -33,9 +33,11 @@ model: install
 
 # --- run ---------------------------------------------------------------------
 
+# The API and its workers share one Prometheus multiprocess folder, so /metrics counts the workers' stages too.
 run: install model
 	$(DOCKET) db upgrade
-	$(DOCKET) run
+	rm -rf var/metrics && mkdir -p var/metrics
+	PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/metrics $(DOCKET) run
 
 # --- test --------------------------------------------------------------------
 
@@ -54,3 +56,9 @@ chromium:
 
 test: install services model chromium
 	$(PY) -m pytest -q
+
+# --- benchmarks --------------------------------------------------------------
+
+# gunicorn + rq workers on PostgreSQL and Redis under 50 clients (benchmarks/load.py; BENCH_ARGS="--tickets 200 ...").
+bench-load: install services model
+	$(PY) -m benchmarks.load $(BENCH_ARGS)

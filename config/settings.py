@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     gate_margin: float = 0.01  # the most any one field's golden-set accuracy may drop (0.01 = 1 point)
     replay_examples: int = 100  # earlier training examples mixed into each retraining run (≈ 4 s a step on 2 cores)
 
+    # Logs (service.logs): "text" for people at a terminal, "json" (one object a line) for production.
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"  # the root logger's level: DEBUG, INFO, WARNING, ERROR
+
     # Secrets.
     secret_key: str = "dev-only-change-me"
 

@@ -6,7 +6,7 @@ from flask import Flask
 
 import review_ui
 from config.settings import Settings, get_settings
-from service import api, db
+from service import api, db, observability
 from service.doctypes import load_document_types
 from service.queue import connect_redis
 from service.storage import FileStore
@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["docket.redis"] = connect_redis(settings)
     db.init_app(app, db.Database(settings.database_uri))
 
+    observability.init_app(app)  # first, so its hooks see every request
     api.register_error_handlers(app)
     app.register_blueprint(api.bp)
     api.spec.register(app)

@@ -26,15 +26,19 @@ from service.cli_stats import COMMANDS as STATS_COMMANDS
 from service.cli_users import COMMANDS as USERS_COMMANDS
 from service.exceptions import DocketError
 from service.extract.engine import ModelNotFound
+from service.logs import configure_logging
 from service.models import SCOPES, ApiKey
 from service.queue import QUEUES, TRAINING, connect_redis, start_embedded_redis, stop_embedded_redis
 from service.tasks import get_engine, init_runtime, make_worker
+
+log = logging.getLogger(__name__)
 
 
 @click.group()
 def main() -> None:
     """Docket: document extraction with a small model and a human in the loop."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
 
 
 # --- docket db ---------------------------------------------------------------
@@ -109,9 +113,9 @@ def worker(queues: tuple[str, ...], burst: bool, preload: bool) -> None:
     queues = queues or SERVING_QUEUES
     if preload and queues != (TRAINING,):
         try:
-            click.echo(f"model {get_engine(settings).model_version} loaded", err=True)
+            log.info("model %s loaded", get_engine(settings).model_version)
         except ModelNotFound as exc:
-            click.echo(f"warning: {exc}; extraction jobs will fail until the model is built (make model)", err=True)
+            log.warning("%s; extraction jobs will fail until the model is built (make model)", exc)
     connection = connect_redis(settings)
     make_worker(connection, queues).work(burst=burst, logging_level="INFO")
 

@@ -32,9 +32,10 @@ from service import metrics
 from service.escalation import BUDGET_EXHAUSTED, FRONTIER_FAILED, escalate
 from service.exceptions import FrontierConfigError, UnknownDocType
 from service.extract.artifacts import resolve_model_dir
-from service.extract.engine import Engine, ModelNotFound
+from service.extract.engine import Engine, ModelNotFound, model_version_of
 from service.frontier import FrontierClient, make_frontier_client
 from service.ingest import IngestedDocument
+from service.logs import current_request_id, log_context
 from service.models import DONE, FAILED, PROCESSING, QUEUED, AuditEvent, Document, ExtractionAttempt, utcnow
 from service.queue import EXTRACTION, QUEUES
 from service.registry import ActiveModelWatch, ModelRef, active_ref
@@ -100,6 +101,15 @@ def get_engine(settings: Settings, db: Database | None = None) -> Engine:
     return engine
 
 
+def active_model_version(settings: Settings, db: Database | None = None) -> tuple[str, str] | None:
+    """(version, source) of the model jobs are served by, without loading it: for ``/metrics``."""
+    ref = active_model_watch(settings, db).current()
+    if ref is not None:
+        return ref.version, "registry"
+    version = model_version_of(resolve_model_dir(settings))
+    return (version, "configured") if version else None
+
+
 _FRONTIERS: dict[tuple[str, str, str], FrontierClient | None] = {}
 
 
@@ -148,7 +158,8 @@ def enqueue_extraction(connection: Redis, document_id: str, settings: Settings) 
 
     A job whose worker died (SIGKILL, a lost machine) is found by rq's
     maintenance once its heartbeat lapses (the job timeout plus a minute) and
-    retried like a job that raised.
+    retried like a job that raised. The current request id goes with the job
+    (``meta``), so the worker's log lines for it carry the same id.
     """
     queue = Queue(EXTRACTION, connection=connection)
     return queue.enqueue(
@@ -160,6 +171,7 @@ def enqueue_extraction(connection: Redis, document_id: str, settings: Settings) 
         result_ttl=3600,
         failure_ttl=7 * 24 * 3600,
         description=f"extract {document_id}",
+        meta={"request_id": current_request_id()} if current_request_id() else None,
     )
 
 
@@ -191,6 +203,7 @@ def process_document(document_id: str) -> dict[str, Any]:
         doc.status = PROCESSING
         doc.attempts += 1
         doc.job_id = job.id if job else None
+        log.info("document %s: extraction attempt %d", doc.id, doc.attempts)
         session.add(
             AuditEvent(
                 actor="worker",
@@ -213,7 +226,9 @@ def process_document(document_id: str) -> dict[str, Any]:
             started = time.perf_counter()
             extraction = engine.extract(doc_type, to_ingested(doc))
             latency_ms = (time.perf_counter() - started) * 1000.0
+            observe_engine_stages(doc.doc_type, extraction.timings_ms)
             settings = runtime.settings
+            started = time.perf_counter()
             failures = validate(doc_type, extraction.values(), tolerance=settings.rule_tolerance)
             apply_rule_failures(extraction, failures, settings.rule_penalty)
             thresholds = thresholds_for(engine.meta, doc_type.name)  # per field, chosen at calibration
@@ -225,6 +240,7 @@ def process_document(document_id: str) -> dict[str, Any]:
                 default_threshold=settings.default_threshold,
                 has_text_layer=doc.has_text_layer,
             )
+            metrics.observe_stage("validate", doc.doc_type, time.perf_counter() - started)
             result = extraction.to_dict()
             session.add(
                 ExtractionAttempt(
@@ -255,7 +271,14 @@ def process_document(document_id: str) -> dict[str, Any]:
             )
         )
         session.commit()
+        log.info("document %s done: %s", doc.id, doc.route, extra={"route": doc.route})
         return {"document_id": doc.id, "status": doc.status, "route": doc.route}
+
+
+def observe_engine_stages(doc_type: str, timings_ms: dict[str, float]) -> None:
+    """The engine's own stage timings into Prometheus: prefill, and decode (model calls after it plus masking)."""
+    metrics.observe_stage("prefill", doc_type, timings_ms.get("prefill", 0.0) / 1000.0)
+    metrics.observe_stage("decode", doc_type, (timings_ms.get("decode", 0.0) + timings_ms.get("mask", 0.0)) / 1000.0)
 
 
 def escalate_document(session, runtime: Runtime, doc: Document, doc_type: DocumentType, extraction, failures,
@@ -362,14 +385,24 @@ def record_job_failure(job: Job, connection: Redis, exc_type: type, exc: BaseExc
 # --- the worker --------------------------------------------------------------
 
 
+PROCESS_DOCUMENT = f"{process_document.__module__}.{process_document.__qualname__}"  # rq's job.func_name
+
+
 class DocketWorker(SimpleWorker):
     """An rq worker that runs jobs in its own process, keeping the engine loaded between jobs.
 
-    A job's execution entry expires :data:`HEARTBEAT_SLACK_S` seconds after its
+    Each job runs inside a :func:`service.logs.log_context` naming it. A job's
+    execution entry expires :data:`HEARTBEAT_SLACK_S` seconds after its
     timeout (rq's default is a minute): a job timeout fires between two model
     calls, so a few seconds of slack are enough, and a job whose worker was
     killed becomes visible to the next maintenance pass that much sooner.
     """
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """Run *job* with its document, job and request ids on every line logged meanwhile (rq's own included)."""
+        document_id = job.args[0] if job.func_name == PROCESS_DOCUMENT and job.args else None
+        with log_context(request_id=job.meta.get("request_id"), job_id=job.id, document_id=document_id):
+            super().execute_job(job, queue)
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         if job.timeout and job.timeout > 0:

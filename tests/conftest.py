@@ -16,14 +16,12 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from redis import Redis
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from config.settings import Settings
 
@@ -59,18 +57,8 @@ def pg_database() -> Iterator[str]:
     """A fresh PostgreSQL database for this session, migrated to head."""
     from service import db  # noqa: PLC0415
 
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    name = f"docket_test_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    try:
-        db.upgrade(url)
+    with db.scratch_database(PG_URL, "docket_test") as url:
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture
@@ -283,6 +271,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         DOCKET_MAX_PAGES=str(settings.max_pages),
         DOCKET_MAX_UPLOAD_BYTES=str(settings.max_upload_bytes),
         DOCKET_MAX_NEW_TOKENS=str(settings.max_new_tokens),
+        DOCKET_LOG_FORMAT=settings.log_format,
     )
     env.pop("DOCKET_MODEL_DIR", None)
     if settings.model_dir:
@@ -290,13 +279,14 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def start_worker(settings: Settings, *args: str) -> subprocess.Popen:
-    """A real `docket worker` process."""
+def start_worker(settings: Settings, *args: str, **popen) -> subprocess.Popen:
+    """A real `docket worker` process (*popen*: e.g. ``stderr=subprocess.PIPE`` to read its log)."""
     return subprocess.Popen(
         [sys.executable, "-m", "service.cli", "worker", *args],
         env=settings_env(settings),
         cwd=ROOT,
         start_new_session=True,
+        **popen,
     )
 
 

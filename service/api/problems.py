@@ -8,6 +8,7 @@ from flask import Flask, Response, json, request
 from werkzeug.exceptions import HTTPException
 
 from service.exceptions import PROBLEM_BASE, DocketError
+from service.logs import current_request_id
 
 log = logging.getLogger(__name__)
 
@@ -15,6 +16,9 @@ PROBLEM_JSON = "application/problem+json"
 
 
 def problem_response(body: dict, headers: dict[str, str] | None = None) -> Response:
+    """The problem as JSON, with the request's id (an RFC 9457 extension member) to quote when reporting it."""
+    if current_request_id():
+        body = {**body, "request_id": current_request_id()}
     resp = Response(json.dumps(body), status=body["status"], mimetype=PROBLEM_JSON)
     for name, value in (headers or {}).items():
         resp.headers[name] = value

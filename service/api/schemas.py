@@ -19,6 +19,7 @@ class Problem(BaseModel):
     status: int
     detail: str = Field(description="What went wrong and what to do about it.")
     instance: str | None = None
+    request_id: str | None = Field(default=None, description="The request's X-Request-Id, to quote when reporting it.")
 
 
 class SubmitText(BaseModel):

@@ -37,7 +37,7 @@ from service.api.schemas import (
     SubmitQuery,
     SubmitText,
 )
-from service.db import get_session
+from service.db import get_db, get_session
 from service.doctypes import DocumentType
 from service.exceptions import (
     EmptyDocument,
@@ -50,11 +50,13 @@ from service.exceptions import (
 )
 from service.extract.engine import ModelNotFound
 from service.ingest import TEXT, ingest
-from service.metrics import CONTENT_TYPE_LATEST, render_metrics
+from service.logs import current_request_id
+from service.metrics import CONTENT_TYPE_LATEST, ActiveModelCollector, QueueCollector, observe_stage, render_metrics
 from service.models import DONE, FAILED, AuditEvent, Document
+from service.queue import QUEUES
 from service.stats import compute_stats
 from service.storage import FileStore, sha256_of
-from service.tasks import enqueue_extraction, get_engine
+from service.tasks import active_model_version, enqueue_extraction, get_engine
 
 bp = Blueprint("api", __name__)
 
@@ -258,7 +260,9 @@ def submit_document() -> Response:
     doc_type_name, data, filename, declared = read_submission()
     doc_type = check_doc_type(doc_type_name)
     cfg = settings()
+    started = time.perf_counter()
     ingested = ingest(data, filename, declared, max_bytes=cfg.max_upload_bytes, max_pages=cfg.max_pages)
+    observe_stage("ingest", doc_type.name, time.perf_counter() - started)
 
     session = get_session()
     request_hash = hashlib.sha256(f"{doc_type.name}\0{sha256_of(data)}".encode()).hexdigest()
@@ -291,7 +295,7 @@ def submit_document() -> Response:
             actor=f"client:{key.client.name}",
             action="document.submitted",
             document_id=doc.id,
-            data={"doc_type": doc.doc_type, "sha256": digest, "size": len(data)},
+            data={"doc_type": doc.doc_type, "sha256": digest, "size": len(data), "request_id": current_request_id()},
         )
     )
     try:
@@ -443,9 +447,11 @@ def get_stats() -> Response:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    """Prometheus counters: documents by route, frontier calls and spend (read scope)."""
+    """Prometheus metrics (read scope): request and stage latencies, routes, frontier spend, queues, the model."""
     require("read")
-    return Response(render_metrics(), mimetype=CONTENT_TYPE_LATEST)
+    cfg = settings()
+    scraped = [QueueCollector(redis(), QUEUES), ActiveModelCollector(lambda: active_model_version(cfg, get_db()))]
+    return Response(render_metrics(scraped), mimetype=CONTENT_TYPE_LATEST)
 
 
 # --- health ------------------------------------------------------------------

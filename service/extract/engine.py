@@ -63,6 +63,20 @@ def load_index(doc_type: DocumentType, vocab: TokenVocabulary, cache_dir: Path) 
     return index
 
 
+def read_meta(model_dir: Path) -> dict[str, Any]:
+    """A model folder's ``docket-model.json`` (version, calibration, thresholds), or {} without one."""
+    path = Path(model_dir) / META_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def model_version_of(model_dir: Path) -> str | None:
+    """The version a model folder serves as, read without loading it; None when there is no model there."""
+    model_dir = Path(model_dir)
+    if not (model_dir / MODEL_FILE).exists():
+        return None
+    return read_meta(model_dir).get("version") or model_dir.name
+
+
 class Engine:
     def __init__(self, model_dir: Path, settings: Settings):
         model_dir = Path(model_dir)
@@ -70,7 +84,7 @@ class Engine:
             raise ModelNotFound(f"no model at {model_dir}: run `make model` to build the default model")
         self.model_dir = model_dir
         self.settings = settings
-        self.meta: dict[str, Any] = json.loads((model_dir / META_FILE).read_text()) if (model_dir / META_FILE).exists() else {}
+        self.meta: dict[str, Any] = read_meta(model_dir)
         self.model_version: str = self.meta.get("version") or model_dir.name
         self.calibration = Calibration.from_dict(self.meta.get("calibration"))
         self.vocab = TokenVocabulary.from_file(model_dir / TOKENIZER_FILE)
