@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     gate_margin: float = 0.01  # the most any one field's golden-set accuracy may drop (0.01 = 1 point)
     replay_examples: int = 100  # earlier training examples mixed into each retraining run (≈ 4 s a step on 2 cores)
 
+    # API rate limits (service/ratelimit.py): requests per API key in a fixed window, counted in Redis.
+    rate_limit_requests: int = 600  # per key and window; 0 turns rate limiting off
+    rate_limit_window_s: float = 60.0  # the window's length; it opens with a key's first request
+
     # Secrets.
     secret_key: str = "dev-only-change-me"
 

@@ -17,7 +17,7 @@ import click
 from sqlalchemy import func, select
 
 from config.settings import get_settings
-from service import db
+from service import db, redact
 from service.app import create_app
 from service.auth import create_api_key
 from service.cli_engine import COMMANDS as ENGINE_COMMANDS
@@ -35,6 +35,7 @@ from service.tasks import get_engine, init_runtime, make_worker
 def main() -> None:
     """Docket: document extraction with a small model and a human in the loop."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redact.install(get_settings())
 
 
 # --- docket db ---------------------------------------------------------------
