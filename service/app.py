@@ -16,7 +16,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     """The app for *settings* (default: read from the environment)."""
     settings = settings or get_settings()
     redact.install(settings)
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # no /static route: the review UI serves its own files
     app.config.update(
         SECRET_KEY=settings.secret_key,
         # Multipart framing adds a little to the file itself.

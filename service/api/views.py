@@ -492,6 +492,8 @@ def readyz() -> Response:
         checks["model"] = f"ok: {get_engine(settings()).model_version}"
     except ModelNotFound as exc:
         checks["model"] = f"unavailable: {exc}"
+    except Exception as exc:  # an active version whose files are broken: not ready, and no 500 from a probe
+        checks["model"] = f"unavailable: {type(exc).__name__}"
     ok = all(v.startswith("ok") for v in checks.values())
     resp = current_app.json.response({"status": "ok" if ok else "unavailable", "checks": checks})
     resp.status_code = 200 if ok else 503
