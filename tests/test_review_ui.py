@@ -133,6 +133,17 @@ def test_pages_need_a_login_and_api_keys_open_nothing(client, make_key, docs):
     assert resp.status_code == 302
 
 
+def test_the_original_file_takes_no_path_tricks(client, reviewer, docs):
+    login(client, reviewer)
+    for path in ("/ui/documents/../file", "/ui/documents/%2e%2e/file", "/ui/documents/%2e%2e%2fetc%2fpasswd/file",
+                 "/ui/documents/..%5c..%5cetc/file", f"/ui/documents/{docs['pdf']}/file/../../../etc/passwd"):
+        resp = client.get(path)
+        assert resp.status_code == 404 and b"root:" not in resp.data, path
+    resp = client.get(f"/ui/documents/{docs['pdf']}%00/file")  # PostgreSQL cannot even compare a NUL
+    assert resp.status_code == 400 and "NUL" in resp.text
+    assert client.get(f"/ui/documents/{docs['pdf']}/file").data.startswith(b"%PDF")
+
+
 def test_a_ui_session_is_not_valid_on_the_api(client, reviewer):
     login(client, reviewer)
     assert client.get("/ui/queue").status_code == 200
