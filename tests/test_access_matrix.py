@@ -34,7 +34,7 @@ from werkzeug.datastructures import MultiDict
 
 from service.db import Database
 from service.models import SCOPES, ApiKey, ModelVersion, TrainingRun, User, utcnow
-from tests.review_fixtures import add_user, seed_ticket
+from tests.review_fixtures import add_user, register_versions, seed_ticket
 from tests.test_review_ui import TOKEN, login, review_form
 
 KEYS = tuple(f"key:{scope}" for scope in SCOPES) + ("key:revoked",)
@@ -267,8 +267,6 @@ def app_routes(app) -> set[tuple[str, str]]:
 
 @pytest.fixture
 def world(make_settings, sqlite_url, redis_url, make_app, make_key, tmp_path) -> World:
-    from service import registry  # noqa: PLC0415
-
     settings = make_settings(database_url=sqlite_url, redis_url=redis_url)
     app = make_app(settings)
     submitter = make_key("submit", settings=settings)
@@ -277,13 +275,7 @@ def world(make_settings, sqlite_url, redis_url, make_app, make_key, tmp_path) ->
     assert resp.status_code == 202, resp.text
     database = Database(settings.database_uri)
     with database.session() as session:
-        for name in ("m-1", "m-2"):
-            folder = tmp_path / name
-            folder.mkdir()
-            (folder / "model.onnx").write_bytes(name.encode())
-            registry.register(session, version=name, path=folder, actor="test")
-        session.commit()
-        registry.promote(session, "m-1", "test")
+        register_versions(session, tmp_path)
         run = TrainingRun(status="done", requested_by="test", finished_at=utcnow() - timedelta(days=1))
         session.add(run)
         session.commit()

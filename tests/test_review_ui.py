@@ -36,7 +36,7 @@ from service.models import (
     utcnow,
 )
 from service.reviews import is_golden
-from tests.review_fixtures import PASSWORD, add_user, seed_pdf_invoice, seed_ticket
+from tests.review_fixtures import PASSWORD, add_user, register_versions, seed_pdf_invoice, seed_ticket
 
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -469,18 +469,10 @@ def test_engineers_pages_draw_versions_runs_and_stats(app, settings, docs):
 
 
 def test_engineers_promote_and_roll_back_after_confirming(app, settings, tmp_path, reviewer):
-    from service import registry  # noqa: PLC0415
-
     add_user(settings, "eddie@example.com", "engineer")
     database = Database(settings.database_uri)
     with database.session() as session:
-        for name in ("m-1", "m-2"):
-            folder = tmp_path / name
-            folder.mkdir()
-            (folder / "model.onnx").write_bytes(name.encode())
-            registry.register(session, version=name, path=folder, actor="test")
-        session.commit()
-        registry.promote(session, "m-1", "test")
+        register_versions(session, tmp_path)
     database.dispose()
     eddie, rita = app.test_client(), app.test_client()
     csrf = login(eddie, "eddie@example.com")
