@@ -7,6 +7,7 @@ leaves either the whole file or nothing under its address.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import tempfile
@@ -65,8 +66,10 @@ class FileStore:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         except (FileNotFoundError, NotADirectoryError):
             raise NotFound(f"No stored file {digest}.") from None
-        except OSError as exc:  # ELOOP: the file itself is a link
-            raise NotFound(f"No stored file {digest}.") from exc
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # the file itself is a link
+                raise NotFound(f"No stored file {digest}.") from None
+            raise StorageError(f"Could not read the file: {exc.strerror or exc}.") from exc
         with os.fdopen(fd, "rb") as fh:
             return fh.read()
 

@@ -32,6 +32,7 @@ import pytest
 from sqlalchemy import update
 from werkzeug.datastructures import MultiDict
 
+from service import registry
 from service.db import Database
 from service.models import SCOPES, ApiKey, ModelVersion, TrainingRun, User, utcnow
 from tests.review_fixtures import add_user, register_versions, seed_ticket
@@ -137,8 +138,6 @@ class World:
 
     def make_rollback_possible(self) -> None:
         """Promote the other version, so the active one has a previous to roll back to."""
-        from service import registry  # noqa: PLC0415
-
         _, other = self.versions()
         with self.database.session() as session:
             registry.promote(session, other, "test")

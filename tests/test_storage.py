@@ -95,3 +95,15 @@ def test_a_link_to_a_file_inside_the_store_is_not_followed_either(tmp_path):
     with pytest.raises(NotFound):
         store.get(alias)
     assert store.get(real) == b"real bytes"
+
+
+def test_an_unreadable_file_is_a_storage_error_not_a_missing_one(tmp_path, monkeypatch):
+    store = FileStore(tmp_path)
+    digest, _ = store.put(b"locked")
+
+    def denied(path, flags, *args):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "open", denied)
+    with pytest.raises(StorageError, match="Permission denied"):
+        store.get(digest)

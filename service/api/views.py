@@ -179,7 +179,7 @@ UNSAFE_IN_FILENAMES = dict.fromkeys([*range(0x20), 0x7F, *range(0x80, 0xA0), *ra
 
 
 def clean_filename(name: str | None) -> str | None:
-    """The client's filename without control or bidi-override characters, at most its last 255 (the column's limit)."""
+    """The client's filename without control or bidi-override characters, at most its last 255 characters."""
     cleaned = (name or "").translate(UNSAFE_IN_FILENAMES).strip()
     return cleaned[-255:] or None  # the end keeps the extension
 
