@@ -138,7 +138,7 @@ def test_a_worker_escalating_to_a_failing_frontier_logs_no_key(make_settings, sq
                             capture_output=True, text=True, timeout=240)
     assert worker.returncode == 0, worker.stderr[-3000:]
     assert script.requests and script.headers[0]["Authorization"] == f"Bearer {KEY}"  # the key went out, to the server
-    assert "HTTP Request: POST" in worker.stderr  # the SDK's debug log was on
+    assert "openai._base_client" in worker.stderr and "HTTP Response: POST 500" in worker.stderr  # SDK debug log on
     assert_clean(worker.stderr + worker.stdout, KEY, api_key)
 
     done = client.get(f"/v1/documents/{doc['id']}", headers={"Authorization": f"Bearer {api_key}"}).get_json()
