@@ -5,8 +5,8 @@ and how to call it so that an allowed caller succeeds; the expected answer
 for each caller follows from that requirement:
 
 - ``Public(status)``: everyone gets *status*, credentials or not.
-- ``Scope(s, status)`` (the API): no key, a bad or revoked key, and a review-UI
-  session get 401; a key with scope *s* (or ``admin``) gets *status*; any other
+- ``Scope(s, status)`` (the API): no key, a revoked key, a key of a disabled
+  client, a forged key and a review-UI session get 401; a key with scope *s* (or ``admin``) gets *status*; any other
   key 403.
 - ``Login(status)`` (the review UI): any active user gets *status*; no session,
   an API key (with any scope) or a deactivated account get the redirect to the
@@ -34,11 +34,13 @@ from werkzeug.datastructures import MultiDict
 
 from service import registry
 from service.db import Database
-from service.models import SCOPES, ApiKey, ModelVersion, TrainingRun, User, utcnow
+from service.models import SCOPES, ApiClient, ApiKey, ModelVersion, TrainingRun, User, utcnow
 from tests.review_fixtures import add_user, register_versions, seed_ticket
 from tests.test_review_ui import TOKEN, login, review_form
 
-KEYS = tuple(f"key:{scope}" for scope in SCOPES) + ("key:revoked",)
+# Admin keys that open nothing: revoked, of a client switched off, or a real key's prefix with a made-up secret.
+DEAD_KEYS = ("key:revoked", "key:client-disabled", "key:forged")
+KEYS = tuple(f"key:{scope}" for scope in SCOPES) + DEAD_KEYS
 USERS = {"ui:reviewer": "reviewer", "ui:engineer": "engineer", "ui:admin": "admin"}
 PRINCIPALS = ("anonymous", *KEYS, *USERS, "ui:deactivated")
 TICKET = "From: dana@example.com\nSubject: VPN down\n\nSince this morning the VPN refuses my password. Urgent!"
@@ -61,7 +63,7 @@ class Scope:
     status: int
 
     def expect(self, principal: str) -> int | str:
-        if principal not in KEYS or principal == "key:revoked":
+        if principal not in KEYS or principal in DEAD_KEYS:
             return 401
         return self.status if principal in (f"key:{self.scope}", "key:admin") else 403
 
@@ -287,12 +289,14 @@ def world(make_settings, sqlite_url, redis_url, make_app, make_key, tmp_path) ->
 def callers(world: World, make_key) -> dict[str, Caller]:
     out = {"anonymous": Caller("anonymous", world.app.test_client())}
     for name in KEYS:
-        scope = "admin" if name == "key:revoked" else name.split(":")[1]
-        key = make_key(scope, settings=world.settings)
+        scope = "admin" if name in DEAD_KEYS else name.split(":")[1]
+        key = make_key(scope, client="gone" if name == "key:client-disabled" else "test", settings=world.settings)
+        key = key[:-8] + "forgedXX" if name == "key:forged" else key
         out[name] = Caller(name, world.app.test_client(), {"Authorization": f"Bearer {key}"})
     revoked = out["key:revoked"].headers["Authorization"].removeprefix("Bearer dk_").split("_")[0]
     with world.database.session() as session:
         session.execute(update(ApiKey).where(ApiKey.prefix == revoked).values(revoked_at=utcnow()))
+        session.execute(update(ApiClient).where(ApiClient.name == "gone").values(active=False))
         session.commit()
     for name, role in {**USERS, "ui:deactivated": "admin"}.items():
         email = f"{name.split(':')[1]}@example.com"
