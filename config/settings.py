@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"  # the root logger's level: DEBUG, INFO, WARNING, ERROR
 
+    # API rate limits (service/ratelimit.py): requests per API key in a fixed window, counted in Redis.
+    rate_limit_requests: int = 600  # per key and window; 0 turns rate limiting off
+    rate_limit_window_s: float = 60.0  # the window's length; it opens with a key's first request
+
     # Secrets.
     secret_key: str = "dev-only-change-me"
 

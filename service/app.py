@@ -6,7 +6,7 @@ from flask import Flask
 
 import review_ui
 from config.settings import Settings, get_settings
-from service import api, db, observability
+from service import api, db, guards, observability, ratelimit, redact
 from service.doctypes import load_document_types
 from service.queue import connect_redis
 from service.storage import FileStore
@@ -15,7 +15,8 @@ from service.storage import FileStore
 def create_app(settings: Settings | None = None) -> Flask:
     """The app for *settings* (default: read from the environment)."""
     settings = settings or get_settings()
-    app = Flask(__name__)
+    redact.install(settings)
+    app = Flask(__name__, static_folder=None)  # no /static route: the review UI serves its own files
     app.config.update(
         SECRET_KEY=settings.secret_key,
         # Multipart framing adds a little to the file itself.
@@ -27,9 +28,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["docket.doc_types"] = load_document_types(settings.schema_dir)
     app.extensions["docket.redis"] = connect_redis(settings)
     db.init_app(app, db.Database(settings.database_uri))
+    ratelimit.init_app(app, settings)
 
     observability.init_app(app)  # first, so its hooks see every request
     api.register_error_handlers(app)
+    guards.init_app(app)
     app.register_blueprint(api.bp)
     api.spec.register(app)
     review_ui.init_app(app)

@@ -17,7 +17,7 @@ import click
 from sqlalchemy import func, select
 
 from config.settings import get_settings
-from service import db
+from service import db, redact
 from service.app import create_app
 from service.auth import create_api_key
 from service.cli_engine import COMMANDS as ENGINE_COMMANDS
@@ -39,6 +39,7 @@ def main() -> None:
     """Docket: document extraction with a small model and a human in the loop."""
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
+    redact.install(settings)
 
 
 # --- docket db ---------------------------------------------------------------

@@ -29,6 +29,11 @@ class DocketError(Exception):
     def type_uri(self) -> str:
         return PROBLEM_BASE + self.slug
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """Response headers this error answers with (none by default)."""
+        return {}
+
     def to_problem(self, instance: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
             "type": self.type_uri,
@@ -102,6 +107,16 @@ class Forbidden(DocketError):
 
 class NotFound(DocketError):
     status, slug, title = 404, "not-found", "Not found"
+
+
+class RateLimited(DocketError):
+    """Too many requests with one API key in the current window; ``retry_after`` is in seconds."""
+
+    status, slug, title = 429, "rate-limited", "Too many requests"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.extra["retry_after"])}
 
 
 # --- review ------------------------------------------------------------------

@@ -7,6 +7,7 @@ leaves either the whole file or nothing under its address.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import tempfile
@@ -26,7 +27,8 @@ class FileStore:
         self.root = Path(root)
 
     def path_of(self, digest: str) -> Path:
-        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        """Where *digest* lives; anything but 64 lowercase hex digits is no file (so never a path)."""
+        if not isinstance(digest, str) or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
             raise NotFound(f"No stored file {digest!r}.")
         return self.root / digest[:2] / digest[2:4] / digest
 
@@ -56,11 +58,20 @@ class FileStore:
         return digest, True
 
     def get(self, digest: str) -> bytes:
+        """The file's bytes. A link planted in the store is never followed out of it."""
         path = self.path_of(digest)
+        if not path.resolve().is_relative_to(self.root.resolve()):
+            raise NotFound(f"No stored file {digest}.")
         try:
-            return path.read_bytes()
-        except FileNotFoundError:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except (FileNotFoundError, NotADirectoryError):
             raise NotFound(f"No stored file {digest}.") from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # the file itself is a link
+                raise NotFound(f"No stored file {digest}.") from None
+            raise StorageError(f"Could not read the file: {exc.strerror or exc}.") from exc
+        with os.fdopen(fd, "rb") as fh:
+            return fh.read()
 
     def delete(self, digest: str) -> None:
         self.path_of(digest).unlink(missing_ok=True)

@@ -46,6 +46,18 @@ def add_user(settings: Settings, email: str, role: str = "reviewer") -> int:
         database.dispose()
 
 
+def register_versions(session, folder: Path, names: tuple[str, ...] = ("m-1", "m-2"), active: str = "m-1") -> None:
+    """Register a stand-in model folder per name (a one-byte model.onnx each) and make *active* the served one."""
+    from service import registry  # noqa: PLC0415 - the registry pulls in the model stack
+
+    for name in names:
+        (folder / name).mkdir()
+        (folder / name / "model.onnx").write_bytes(name.encode())
+        registry.register(session, version=name, path=folder / name, actor="test")
+    session.commit()
+    registry.promote(session, active, "test")
+
+
 def found(text: str, raw: str | None, value: Any, confidence: float, source: str = "model") -> FieldResult:
     """A field whose evidence is where *raw* first appears in *text* (no evidence when absent).
 

@@ -242,9 +242,68 @@ def test_clients_see_only_their_documents_and_admin_sees_all(client, make_key):
     admin = {"Authorization": f"Bearer {make_key('admin', client='ops')}"}
     location = post_text(client, erp, TICKET).headers["Location"]
     assert_problem(client.get(location, headers=mail), 404)
+    assert_problem(client.get(location + "/file", headers=mail), 404)
     assert client.get("/v1/documents", headers=mail).get_json()["items"] == []
+    assert client.get("/v1/stats", headers=mail).get_json()["totals"]["documents"] == 0
     assert client.get(location, headers=admin).status_code == 200
+    assert client.get(location + "/file", headers=admin).data == TICKET.encode()
     assert len(client.get("/v1/documents", headers=admin).get_json()["items"]) == 1
+    # The same bytes posted by both clients are stored once, yet each sees only its own document.
+    mine = post_text(client, mail, TICKET).headers["Location"]
+    assert client.get(mine + "/file", headers=mail).data == TICKET.encode()
+    assert [d["id"] for d in client.get("/v1/documents", headers=mail).get_json()["items"]] == [mine.rsplit("/", 1)[1]]
+    assert_problem(client.get(location + "/file", headers=mail), 404)
+
+
+def test_file_downloads_take_no_path_tricks(client, auth):
+    """Document ids are looked up, never joined into a path: every trick is a 404 (a NUL a 400), never a 500."""
+    doc = post_text(client, auth, TICKET).get_json()
+    doc_id, digest = doc["id"], doc["content_sha256"]
+    tricks = {
+        "/v1/documents/../file": 404,
+        "/v1/documents/%2e%2e/file": 404,
+        "/v1/documents/%2e%2e%2f%2e%2e%2fetc%2fpasswd/file": 404,
+        "/v1/documents/..%5c..%5cetc%5cpasswd/file": 404,
+        "/v1/documents/..\\..\\etc\\passwd/file": 404,
+        "/v1/documents//etc/passwd/file": 404,
+        "/v1/documents/%2fetc%2fpasswd/file": 404,
+        f"/v1/documents/{doc_id}/file/../../../../etc/passwd": 404,
+        f"/v1/documents/{digest}/file": 404,  # a content address is not a document id
+        f"/v1/documents/{doc_id}'%20OR%20'1'='1/file": 404,
+        f"/v1/documents/{doc_id}%00/file": 400,
+        "/v1/documents/%00/file": 400,
+        f"/v1/documents/{doc_id}/file?x=%00": 400,
+    }
+    for path, status in tricks.items():
+        resp = client.get(path, headers=auth)
+        body = assert_problem(resp, status)
+        assert b"root:" not in resp.data and TICKET not in resp.get_data(as_text=True), path
+        if status == 400:
+            assert "NUL" in body["detail"]
+    assert client.get(f"/v1/documents/{doc_id}/file", headers=auth).data == TICKET.encode()
+
+
+def test_nul_characters_in_headers_are_a_400_not_a_500(client, auth):
+    assert_problem(client.get("/v1/documents", headers={"Authorization": "Bearer dk_\x00abc_x"}), 400, "bad-request")
+    resp = post_text(client, {**auth, "Idempotency-Key": "order\x004711"}, TICKET)
+    assert_problem(resp, 400, "bad-request")
+    assert_problem(client.get("/v1/documents?doc_type=%00", headers=auth), 400, "bad-request")
+
+
+@pytest.mark.parametrize("sent, kept", [
+    ("ticket\r\nX-Injected: 1.txt", "ticketX-Injected: 1.txt"),
+    ("ticket\x00.txt", "ticket.txt"),
+    ("invoice\u202efdp.exe", "invoicefdp.exe"),
+    ("../../etc/passwd", "../../etc/passwd"),  # only a name: it is never a path on disk
+])
+def test_filenames_lose_control_characters_and_download_with_a_clean_header(client, auth, sent, kept):
+    resp = client.post("/v1/documents", json={"doc_type": "ticket", "text": TICKET, "filename": sent}, headers=auth)
+    assert resp.status_code == 202, resp.text
+    assert resp.get_json()["filename"] == kept
+    download = client.get(resp.get_json()["links"]["file"], headers=auth)
+    assert download.status_code == 200 and download.data == TICKET.encode()
+    disposition = download.headers["Content-Disposition"]
+    assert "\r" not in disposition and "\n" not in disposition and "X-Injected" not in download.headers
 
 
 # --- idempotency -------------------------------------------------------------

@@ -36,7 +36,7 @@ from service.models import (
     utcnow,
 )
 from service.reviews import is_golden
-from tests.review_fixtures import PASSWORD, add_user, seed_pdf_invoice, seed_ticket
+from tests.review_fixtures import PASSWORD, add_user, register_versions, seed_pdf_invoice, seed_ticket
 
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -131,6 +131,17 @@ def test_pages_need_a_login_and_api_keys_open_nothing(client, make_key, docs):
     assert resp.status_code == 302 and "/ui/login" in resp.headers["Location"]
     resp = client.get(f"/ui/documents/{docs['pdf']}/file", headers={"Authorization": f"Bearer {key}"})
     assert resp.status_code == 302
+
+
+def test_the_original_file_takes_no_path_tricks(client, reviewer, docs):
+    login(client, reviewer)
+    for path in ("/ui/documents/../file", "/ui/documents/%2e%2e/file", "/ui/documents/%2e%2e%2fetc%2fpasswd/file",
+                 "/ui/documents/..%5c..%5cetc/file", f"/ui/documents/{docs['pdf']}/file/../../../etc/passwd"):
+        resp = client.get(path)
+        assert resp.status_code == 404 and b"root:" not in resp.data, path
+    resp = client.get(f"/ui/documents/{docs['pdf']}%00/file")  # PostgreSQL cannot even compare a NUL
+    assert resp.status_code == 400 and "NUL" in resp.text
+    assert client.get(f"/ui/documents/{docs['pdf']}/file").data.startswith(b"%PDF")
 
 
 def test_a_ui_session_is_not_valid_on_the_api(client, reviewer):
@@ -458,18 +469,10 @@ def test_engineers_pages_draw_versions_runs_and_stats(app, settings, docs):
 
 
 def test_engineers_promote_and_roll_back_after_confirming(app, settings, tmp_path, reviewer):
-    from service import registry  # noqa: PLC0415
-
     add_user(settings, "eddie@example.com", "engineer")
     database = Database(settings.database_uri)
     with database.session() as session:
-        for name in ("m-1", "m-2"):
-            folder = tmp_path / name
-            folder.mkdir()
-            (folder / "model.onnx").write_bytes(name.encode())
-            registry.register(session, version=name, path=folder, actor="test")
-        session.commit()
-        registry.promote(session, "m-1", "test")
+        register_versions(session, tmp_path)
     database.dispose()
     eddie, rita = app.test_client(), app.test_client()
     csrf = login(eddie, "eddie@example.com")

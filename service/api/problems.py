@@ -26,8 +26,8 @@ def problem_response(body: dict, headers: dict[str, str] | None = None) -> Respo
 
 
 def handle_docket_error(exc: DocketError) -> Response:
-    headers = {"WWW-Authenticate": 'Bearer realm="docket"'} if exc.status == 401 else None
-    return problem_response(exc.to_problem(instance=request.path), headers)
+    headers = {"WWW-Authenticate": 'Bearer realm="docket"'} if exc.status == 401 else {}
+    return problem_response(exc.to_problem(instance=request.path), {**headers, **exc.headers})
 
 
 def handle_http_exception(exc: HTTPException) -> Response:

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
 from config.settings import Settings
-from service import auth
+from service import auth, ratelimit
 from service.api.schemas import (
     DocumentList,
     DocumentOut,
@@ -59,6 +59,7 @@ from service.storage import FileStore, sha256_of
 from service.tasks import active_model_version, enqueue_extraction, get_engine
 
 bp = Blueprint("api", __name__)
+bp.after_request(ratelimit.add_headers)
 
 spec = SpecTree(
     "flask",
@@ -74,6 +75,7 @@ spec = SpecTree(
 )
 
 ERRORS = {f"HTTP_{code}": Problem for code in (400, 401, 403, 404, 409, 413, 415, 422, 503)}
+ERRORS["HTTP_429"] = (Problem, "Too many requests with this API key: wait Retry-After seconds (RateLimit-* headers)")
 
 
 def _resp(**ok: type[BaseModel]) -> SpecResponse:
@@ -103,6 +105,7 @@ def require(scope: str) -> auth.ApiKey:
     """Authenticate the request and check *scope*; the key is kept on ``g``."""
     session = get_session()
     key = auth.authenticate(session, request.headers.get("Authorization"))
+    ratelimit.enforce(key.id)
     auth.require_scope(key, scope)
     g.api_key = key
     return key
@@ -171,13 +174,25 @@ def load_document(session: Session, document_id: str, key: auth.ApiKey) -> Docum
 # --- documents ---------------------------------------------------------------
 
 
+# Control characters cannot go into a Content-Disposition header (or PostgreSQL, for NUL), and the
+# bidirectional overrides make "invoice\u202efdp.exe" display as "invoiceexe.pdf".
+UNSAFE_IN_FILENAMES = dict.fromkeys([*range(0x20), 0x7F, *range(0x80, 0xA0), *range(0x202A, 0x202F),
+                                     *range(0x2066, 0x206A)])
+
+
+def clean_filename(name: str | None) -> str | None:
+    """The client's filename without control or bidi-override characters, at most its last 255 characters."""
+    cleaned = (name or "").translate(UNSAFE_IN_FILENAMES).strip()
+    return cleaned[-255:] or None  # the end keeps the extension
+
+
 def read_submission() -> tuple[str | None, bytes, str | None, str | None]:
     """(doc_type, bytes, filename, declared media type) from a multipart or JSON body."""
     if request.mimetype == "multipart/form-data":
         upload = request.files.get("file")
         if upload is None:
             raise EmptyDocument("The request carried no document: send it in a multipart part named 'file'.")
-        filename = (upload.filename or "")[-255:] or None  # the column's limit; the end keeps the extension
+        filename = clean_filename(upload.filename)
         return request.form.get("doc_type"), upload.read(), filename, upload.mimetype
     if request.mimetype == "application/json" or request.mimetype.endswith("+json"):
         payload = request.get_json(silent=True)
@@ -188,7 +203,7 @@ def read_submission() -> tuple[str | None, bytes, str | None, str | None]:
         if "text" in payload and isinstance(payload["text"], str) and not payload["text"].strip():
             raise EmptyDocument("The request carried no document: \"text\" is empty.")
         body = parse(SubmitText, payload)
-        return body.doc_type, body.text.encode("utf-8"), body.filename, TEXT
+        return body.doc_type, body.text.encode("utf-8"), clean_filename(body.filename), TEXT
     if not request.mimetype and not request.get_data(cache=True):
         raise EmptyDocument("The request carried no document: the body is empty.")
     raise UnsupportedMediaType(
@@ -383,7 +398,7 @@ def list_documents() -> Response:
 
 
 @bp.get("/v1/documents/<document_id>/file")
-@spec.validate(tags=["documents"], skip_validation=True)
+@spec.validate(resp=_resp(), tags=["documents"], skip_validation=True)
 def get_document_file(document_id: str) -> Response:
     """The original file, as it was posted."""
     key = require("read")
@@ -392,7 +407,7 @@ def get_document_file(document_id: str) -> Response:
         data = file_store().get(doc.content_sha256)
     except NotFound:
         raise NotFound(f"The file of document {document_id} is missing from the store.") from None
-    name = doc.filename or f"{doc.id}{'.pdf' if doc.media_type == 'application/pdf' else '.txt'}"
+    name = clean_filename(doc.filename) or f"{doc.id}{'.pdf' if doc.media_type == 'application/pdf' else '.txt'}"
     resp = Response(data, mimetype=doc.media_type)
     resp.headers.set("Content-Disposition", "inline", filename=name)
     resp.set_etag(doc.content_sha256)
@@ -415,7 +430,7 @@ def list_schemas() -> Response:
 
 
 @bp.get("/v1/schemas/<doc_type>")
-@spec.validate(tags=["schemas"], skip_validation=True)
+@spec.validate(resp=_resp(), tags=["schemas"], skip_validation=True)
 def get_schema(doc_type: str) -> Response:
     """One document type's JSON Schema."""
     require("read")
@@ -483,6 +498,8 @@ def readyz() -> Response:
         checks["model"] = f"ok: {get_engine(settings()).model_version}"
     except ModelNotFound as exc:
         checks["model"] = f"unavailable: {exc}"
+    except Exception as exc:  # an active version whose files are broken: not ready, and no 500 from a probe
+        checks["model"] = f"unavailable: {type(exc).__name__}"
     ok = all(v.startswith("ok") for v in checks.values())
     resp = current_app.json.response({"status": "ok" if ok else "unavailable", "checks": checks})
     resp.status_code = 200 if ok else 503
