@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     gate_margin: float = 0.01  # the most any one field's golden-set accuracy may drop (0.01 = 1 point)
     replay_examples: int = 100  # earlier training examples mixed into each retraining run (≈ 4 s a step on 2 cores)
 
+    # Webhooks (service.webhooks): signed POSTs of document and model events to each API client's URL.
+    webhook_allow_private: bool = False  # also deliver to private, loopback and link-local addresses
+    webhook_timeout_s: float = 10.0  # per delivery attempt, connecting and answering together
+    # Exponential backoff: the wait before each retry (JSON in the environment, e.g. [1, 2]); [] retries never.
+    webhook_retry_intervals_s: list[int] = [10, 60, 300, 1800, 7200]
+
     # Secrets.
     secret_key: str = "dev-only-change-me"
 
