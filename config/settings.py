@@ -88,7 +88,8 @@ class Settings(BaseSettings):
 
     # Webhooks (service.webhooks): signed POSTs of document and model events to each API client's URL.
     webhook_allow_private: bool = False  # also deliver to private, loopback and link-local addresses
-    webhook_timeout_s: float = 10.0  # per delivery attempt, connecting and answering together
+    webhook_timeout_s: float = 10.0  # seconds a delivery attempt may wait to connect, and then for the answer
+    webhook_ca_file: Path | None = None  # CA certificates (PEM) https receivers are verified with; None: the system's
     # Exponential backoff: the wait before each retry (JSON in the environment, e.g. [1, 2]); [] retries never.
     webhook_retry_intervals_s: list[int] = [10, 60, 300, 1800, 7200]
 

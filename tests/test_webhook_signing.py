@@ -101,8 +101,8 @@ def test_public_addresses_pass():
 
 def test_resolve_target_pins_the_checked_address():
     target = resolve_target("https://93.184.216.34:8443/hooks/docket?x=1", allow_private=False)
-    assert (target.scheme, target.address, target.port, target.path) == ("https", "93.184.216.34", 8443,
-                                                                        "/hooks/docket?x=1")
+    assert (target.scheme, target.addresses, target.port, target.path) == ("https", ("93.184.216.34",), 8443,
+                                                                          "/hooks/docket?x=1")
     assert target.host_header == "93.184.216.34:8443"
     assert resolve_target("http://[::1]/", allow_private=True).host_header == "[::1]"
 

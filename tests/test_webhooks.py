@@ -11,11 +11,19 @@ import io
 import json
 import logging
 import socket
+import ssl
 import time
 from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from pytest_httpserver import HTTPServer
 from redis import Redis
 from rq import Queue
 from rq.job import Job, JobStatus
@@ -341,6 +349,24 @@ def test_an_unreachable_receiver_is_a_recorded_failure(settings, make_app, make_
     assert "could not be reached" in attempts(settings)[-1].error
 
 
+def test_a_receiver_slower_than_the_timeout_is_a_recorded_failure(settings, make_app, make_key, receiver):
+    settings = settings.model_copy(update={"webhook_timeout_s": 0.3, "webhook_retry_intervals_s": []})
+    key = make_key("submit,read", client="erp")
+    set_webhook(settings, "erp", receiver.url_for(HOOK))
+
+    def slow(_request):
+        time.sleep(1.5)
+        return Response("too late")
+
+    receiver.expect_request(HOOK, method="POST").respond_with_handler(slow)
+    submit_scan(make_app(settings).test_client(), key)
+    run_jobs(settings)
+
+    [row] = attempts(settings)
+    assert (row.outcome, row.status_code) == ("failed", None)
+    assert "ReadTimeoutError: the receiver did not answer in time" in row.error  # it gave up at the timeout
+
+
 def test_a_removed_webhook_drops_deliveries_still_queued(settings, make_app, make_key, receiver, redis_conn):
     key = make_key("submit,read", client="erp")
     set_webhook(settings, "erp", ok_receiver(receiver).url_for(HOOK))
@@ -501,3 +527,74 @@ def test_the_cli_prints_the_secret_once_and_rotates_and_removes_it(make_settings
 def test_the_delivery_job_path_names_the_real_job():
     module, _, name = webhook_events.DELIVER_JOB.rpartition(".")
     assert module == delivery.__name__ and getattr(delivery, name) is delivery.deliver
+
+
+# --- https ---------------------------------------------------------------------
+
+
+def make_certificates(folder) -> tuple[str, str, str]:
+    """A throwaway CA and a certificate it signed for the name ``localhost`` only: (ca, cert, key) PEM paths."""
+    def name(common: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+    now = datetime.now(timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("Docket test CA")).issuer_name(name("Docket test CA"))
+          .public_key(ca_key.public_key()).serial_number(1).not_valid_before(now - timedelta(minutes=5))
+          .not_valid_after(now + timedelta(hours=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    leaf = (x509.CertificateBuilder().subject_name(name("localhost")).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(2).not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = tuple(str(folder / f) for f in ("ca.pem", "cert.pem", "key.pem"))
+    Path(paths[0]).write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    Path(paths[1]).write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    Path(paths[2]).write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                 serialization.NoEncryption()))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def tls_receiver(tmp_path_factory):
+    """A real HTTPS server on 127.0.0.1 whose certificate names ``localhost``, and its CA file."""
+    ca, cert, key = make_certificates(tmp_path_factory.mktemp("tls"))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server = HTTPServer(host="127.0.0.1", port=0, ssl_context=context)
+    server.start()
+    yield server, ca
+    server.clear()
+    server.stop()
+
+
+@pytest.mark.parametrize("host, trusted, error", [
+    ("localhost", True, None),
+    ("localhost", False, "certificate verify failed"),  # the system does not trust the test CA
+    ("127.0.0.1", True, "hostname '127.0.0.1' doesn't match 'localhost'"),  # the certificate names localhost
+])
+def test_https_is_verified_against_the_urls_host_name(sqlite_url, redis_url, make_settings, make_app, make_key,
+                                                      tls_receiver, host, trusted, error):
+    server, ca = tls_receiver
+    server.clear()
+    server.expect_request(HOOK, method="POST").respond_with_data("ok")
+    settings = make_settings(database_url=sqlite_url, redis_url=redis_url, webhook_retry_intervals_s=[],
+                             webhook_ca_file=ca if trusted else None)
+    key = make_key("submit,read", client="erp", settings=settings)
+    url = f"https://{host}:{server.port}{HOOK}"
+    secret = set_webhook(settings, "erp", url)
+    submit_scan(make_app(settings).test_client(), key)
+
+    run_jobs(settings)
+
+    [row] = attempts(settings)
+    if error is None:
+        assert (row.outcome, row.status_code) == ("delivered", 200)
+        [(headers, raw, body)] = received(server)
+        assert headers["Host"] == f"localhost:{server.port}"
+        assert_signed(headers, raw, body, secret, "document.needs_review")
+    else:
+        assert row.outcome == "failed" and error in row.error
+        assert len(server.log) == 0

@@ -33,15 +33,31 @@ DELIVERED, RETRYING, FAILED, REFUSED = "delivered", "retrying", "failed", "refus
 USER_AGENT = "Docket-Webhooks/1"
 
 
-def post(target: Target, body: bytes, headers: dict[str, str], timeout_s: float) -> int:
-    """POST *body* to the vetted address of *target*; the HTTP status. Redirects are answers, not followed."""
+def post(target: Target, body: bytes, headers: dict[str, str], timeout_s: float, ca_certs: str | None = None) -> int:
+    """POST *body* to *target*'s vetted addresses, the next one only if one refuses the connection; the status.
+
+    A redirect is an answer like any other: it is not followed. TLS is
+    verified against *target*'s host name (sent as SNI), not the address;
+    *ca_certs* replaces the system's trusted certificates.
+    """
+    refused: list[urllib3.exceptions.NewConnectionError] = []
+    for address in target.addresses:
+        try:
+            return post_to(target, address, body, headers, timeout_s, ca_certs)
+        except urllib3.exceptions.NewConnectionError as exc:
+            refused.append(exc)
+    raise refused[-1]
+
+
+def post_to(target: Target, address: str, body: bytes, headers: dict[str, str], timeout_s: float,
+            ca_certs: str | None) -> int:
     options: dict[str, Any] = {"timeout": urllib3.Timeout(connect=timeout_s, read=timeout_s), "retries": False}
     if target.scheme == "https":
         pool: urllib3.HTTPConnectionPool = urllib3.HTTPSConnectionPool(
-            target.address, target.port, cert_reqs="CERT_REQUIRED", server_hostname=target.host,
+            address, target.port, cert_reqs="CERT_REQUIRED", ca_certs=ca_certs, server_hostname=target.host,
             assert_hostname=target.host, **options)
     else:
-        pool = urllib3.HTTPConnectionPool(target.address, target.port, **options)
+        pool = urllib3.HTTPConnectionPool(address, target.port, **options)
     request_headers = {"Host": target.host_header, "Content-Type": "application/json", "User-Agent": USER_AGENT,
                        **headers}
     with pool:
@@ -76,14 +92,17 @@ def deliver(delivery_id: str, client_id: int, event: str, body: str) -> dict[str
         target = resolve_target(url, settings.webhook_allow_private)
         host = target.host
         headers = signed_headers(secret, delivery_id, event, payload, int(time.time()))
-        status = post(target, payload, headers, settings.webhook_timeout_s)
+        ca_file = str(settings.webhook_ca_file) if settings.webhook_ca_file else None
+        status = post(target, payload, headers, settings.webhook_timeout_s, ca_file)
         if not 200 <= status < 300:
             error = f"the receiver answered HTTP {status}"
         outcome = DELIVERED if error is None else (RETRYING if retries_left else FAILED)
     except WebhookRefused as exc:
         outcome, error = REFUSED, exc.detail
     except (OSError, urllib3.exceptions.HTTPError) as exc:  # socket.gaierror is an OSError: DNS may recover
-        reason = "does not resolve" if isinstance(exc, socket.gaierror) else "could not be reached"
+        reason = ("does not resolve" if isinstance(exc, socket.gaierror) else
+                  "did not answer in time" if isinstance(exc, urllib3.exceptions.TimeoutError) else
+                  "could not be reached")
         outcome, error = (RETRYING if retries_left else FAILED), f"{type(exc).__name__}: the receiver {reason}: {exc}"
     duration_ms = round((time.perf_counter() - started) * 1000.0, 2)
 

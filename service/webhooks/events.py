@@ -137,8 +137,7 @@ class Notifier:
 
     def __init__(self, settings: Settings, connection: Redis | Callable[[], Redis]) -> None:
         self.settings = settings
-        self._connection = connection if callable(connection) and not isinstance(connection, Redis) else (
-            lambda: connection)
+        self._connection = connection if callable(connection) else (lambda: connection)
 
     def retry(self) -> Retry | None:
         intervals = list(self.settings.webhook_retry_intervals_s)

@@ -5,7 +5,7 @@ made to POST into its own network (the database, a cloud metadata endpoint).
 :func:`resolve_target` resolves the host once and refuses private, loopback,
 link-local and shared addresses unless ``DOCKET_WEBHOOK_ALLOW_PRIVATE`` is
 set; multicast, unspecified and reserved addresses are always refused. The
-delivery then connects to the address checked here, not to a second lookup,
+delivery then connects to an address checked here, not to a second lookup,
 so a DNS answer that changes in between cannot slip past the check.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -27,12 +26,12 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 @dataclass(frozen=True)
 class Target:
-    """A vetted destination: connect to ``address``, send ``Host: host_header`` and ``path``."""
+    """A vetted destination: connect to one of ``addresses`` (in order), send ``Host: host_header`` and ``path``."""
 
     scheme: str
     host: str
     port: int
-    address: str
+    addresses: tuple[str, ...]
     path: str
 
     @property
@@ -78,8 +77,7 @@ def refusal(address: Address, allow_private: bool) -> str | None:
     return "not a public address"
 
 
-def resolve_target(url: str, allow_private: bool,
-                   resolve: Callable[..., list] = socket.getaddrinfo) -> Target:
+def resolve_target(url: str, allow_private: bool) -> Target:
     """The vetted address to deliver *url* to, or :class:`WebhookRefused` saying why not.
 
     Every address the host resolves to must pass; one private answer among
@@ -98,7 +96,11 @@ def resolve_target(url: str, allow_private: bool,
         raise WebhookRefused("The webhook URL's port is not valid.") from None
     host = parts.hostname
     addresses: list[Address] = []
-    for *_, sockaddr in resolve(host, port, type=socket.SOCK_STREAM):
+    try:
+        answers = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except UnicodeError:
+        raise WebhookRefused(f"The webhook URL's host {host!r} is not a valid host name.") from None
+    for *_, sockaddr in answers:
         address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
         if address not in addresses:
             addresses.append(address)
@@ -112,4 +114,4 @@ def resolve_target(url: str, allow_private: bool,
     path = parts.path or "/"
     if parts.query:
         path += f"?{parts.query}"
-    return Target(scheme, host, port, str(addresses[0]), path)
+    return Target(scheme, host, port, tuple(str(a) for a in addresses), path)
