@@ -34,13 +34,13 @@ from config.settings import get_settings
 from service import cli, registry, reviews, tasks
 from service.db import Database
 from service.doctypes import load_document_types
-from service.models import DONE, ApiClient, Document, User, WebhookDelivery
+from service.models import DONE, ApiClient, AuditEvent, Document, User, WebhookDelivery
 from service.queue import NOTIFICATIONS
 from service.webhooks import delivery
 from service.webhooks import events as webhook_events
 from service.webhooks import registration
 from service.webhooks.signing import EVENT_HEADER, ID_HEADER, TIMESTAMP_HEADER, verify_signature
-from tests.conftest import run_jobs, settings_env
+from tests.conftest import run_jobs, settings_env, wait_until
 from tests.review_fixtures import add_user, seed_ticket
 from tests.test_ingest import blank_pdf
 
@@ -361,6 +361,7 @@ def test_a_receiver_slower_than_the_timeout_is_a_recorded_failure(settings, make
     receiver.expect_request(HOOK, method="POST").respond_with_handler(slow)
     submit_scan(make_app(settings).test_client(), key)
     run_jobs(settings)
+    wait_until(lambda: receiver.log, timeout=10, what="the slow answer")  # done before the next test shares it
 
     [row] = attempts(settings)
     assert (row.outcome, row.status_code) == ("failed", None)
@@ -414,7 +415,7 @@ def test_redis_down_while_emitting_leaves_the_document_done(settings, make_key, 
 # --- managing the webhook ----------------------------------------------------
 
 
-def test_the_api_sets_shows_rotates_and_removes_the_clients_webhook(client, make_key, receiver):
+def test_the_api_sets_shows_rotates_and_removes_the_clients_webhook(settings, client, make_key):
     key = make_key("submit,read", client="erp")
     auth = {"Authorization": f"Bearer {key}"}
     assert client.get("/v1/webhook", headers=auth).status_code == 404
@@ -435,6 +436,12 @@ def test_the_api_sets_shows_rotates_and_removes_the_clients_webhook(client, make
     assert rotated["secret"].startswith("whsec_") and rotated["secret"] != body["secret"]
 
     assert client.delete("/v1/webhook", headers=auth).status_code == 204
+    database = Database(settings.database_uri)
+    with database.session() as session:
+        trail = [(e.action, json.dumps(e.data)) for e in session.scalars(select(AuditEvent).order_by(AuditEvent.id))]
+    database.dispose()
+    assert [action for action, _ in trail] == ["webhook.set"] * 3 + ["webhook.removed"]
+    assert not any(body["secret"] in data or rotated["secret"] in data for _, data in trail)  # never audited
     gone = client.get("/v1/webhook", headers=auth)
     assert gone.status_code == 404 and gone.mimetype == "application/problem+json"
     assert client.delete("/v1/webhook", headers=auth).status_code == 404

@@ -101,6 +101,7 @@ def deliver(delivery_id: str, client_id: int, event: str, body: str) -> dict[str
         outcome, error = REFUSED, exc.detail
     except (OSError, urllib3.exceptions.HTTPError) as exc:  # socket.gaierror is an OSError: DNS may recover
         reason = ("does not resolve" if isinstance(exc, socket.gaierror) else
+                  "could not be reached" if isinstance(exc, urllib3.exceptions.NewConnectionError) else
                   "did not answer in time" if isinstance(exc, urllib3.exceptions.TimeoutError) else
                   "could not be reached")
         outcome, error = (RETRYING if retries_left else FAILED), f"{type(exc).__name__}: the receiver {reason}: {exc}"
