@@ -243,6 +243,31 @@ def test_a_promotion_goes_to_clients_whose_keys_may_train(settings, make_key, re
     assert len({json.loads(req.get_data())["id"] for req in by_path.values()}) == 2  # one delivery id each
 
 
+def test_a_promotion_from_the_cli_is_delivered(make_settings, sqlite_url, redis_url, make_key, receiver, tmp_path):
+    settings = make_settings(database_url=sqlite_url, redis_url=redis_url)
+    make_key("train", client="lab", settings=settings)
+    secret = set_webhook(settings, "lab", ok_receiver(receiver).url_for(HOOK))
+    folder = tmp_path / "model-v3"
+    folder.mkdir()
+    (folder / "model.onnx").write_bytes(b"stand-in artifact")
+    database = Database(settings.database_uri)
+    with database.session() as session:
+        registry.register(session, version="v3", path=folder, actor="test")
+        session.commit()
+    database.dispose()
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli.main, ["models", "promote", "v3"], env=settings_env(settings))
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    run_jobs(settings)
+
+    [(headers, raw, body)] = received(receiver)
+    assert_signed(headers, raw, body, secret, "model.promoted")
+    assert (body["data"]["version"], body["data"]["reason"]) == ("v3", "manual promotion from the CLI")
+
+
 def test_an_event_staged_in_a_rolled_back_transaction_is_never_queued(settings, make_key, receiver, redis_conn):
     make_key("submit,read", client="erp")
     set_webhook(settings, "erp", ok_receiver(receiver).url_for(HOOK))
