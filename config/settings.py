@@ -94,6 +94,13 @@ class Settings(BaseSettings):
     rate_limit_requests: int = 600  # per key and window; 0 turns rate limiting off
     rate_limit_window_s: float = 60.0  # the window's length; it opens with a key's first request
 
+    # Webhooks (service.webhooks): signed POSTs of document and model events to each API client's URL.
+    webhook_allow_private: bool = False  # also deliver to private, loopback and link-local addresses
+    webhook_timeout_s: float = 10.0  # seconds a delivery attempt may wait to connect, and then for the answer
+    webhook_ca_file: Path | None = None  # CA certificates (PEM) https receivers are verified with; None: the system's
+    # Exponential backoff: the wait before each retry (JSON in the environment, e.g. [1, 2]); [] retries never.
+    webhook_retry_intervals_s: list[int] = [10, 60, 300, 1800, 7200]
+
     # Secrets.
     secret_key: str = "dev-only-change-me"
 

@@ -10,6 +10,7 @@ from service import api, db, guards, observability, ratelimit, redact
 from service.doctypes import load_document_types
 from service.queue import connect_redis
 from service.storage import FileStore
+from service.webhooks import events as webhook_events
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -27,7 +28,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["docket.files"] = FileStore(settings.files_dir)
     app.extensions["docket.doc_types"] = load_document_types(settings.schema_dir)
     app.extensions["docket.redis"] = connect_redis(settings)
-    db.init_app(app, db.Database(settings.database_uri))
+    database = db.Database(settings.database_uri)
+    webhook_events.attach(database, settings, app.extensions["docket.redis"])
+    db.init_app(app, database)
     ratelimit.init_app(app, settings)
 
     observability.init_app(app)  # first, so its hooks see every request

@@ -20,6 +20,7 @@ from config.settings import get_settings
 from service import db, redact
 from service.app import create_app
 from service.auth import create_api_key
+from service.cli_clients import COMMANDS as CLIENTS_COMMANDS
 from service.cli_engine import COMMANDS as ENGINE_COMMANDS
 from service.cli_models import COMMANDS as MODELS_COMMANDS
 from service.cli_stats import COMMANDS as STATS_COMMANDS
@@ -118,7 +119,8 @@ def worker(queues: tuple[str, ...], burst: bool, preload: bool) -> None:
         except ModelNotFound as exc:
             log.warning("%s; extraction jobs will fail until the model is built (make model)", exc)
     connection = connect_redis(settings)
-    make_worker(connection, queues).work(burst=burst, logging_level="INFO")
+    # The scheduler moves retries waiting out their backoff (webhook deliveries) back onto their queue.
+    make_worker(connection, queues).work(burst=burst, logging_level="INFO", with_scheduler=True)
 
 
 # --- docket run --------------------------------------------------------------
@@ -183,7 +185,7 @@ def run(host: str, port: int) -> None:
         click.echo("stopped", err=True)
 
 
-for _command in [*ENGINE_COMMANDS, *MODELS_COMMANDS, *STATS_COMMANDS, *USERS_COMMANDS]:
+for _command in [*CLIENTS_COMMANDS, *ENGINE_COMMANDS, *MODELS_COMMANDS, *STATS_COMMANDS, *USERS_COMMANDS]:
     main.add_command(_command)
 
 

@@ -10,10 +10,13 @@ from config.settings import get_settings
 from service import registry
 from service.db import Database
 from service.exceptions import DocketError
+from service.webhooks import events as webhook_events
 
 
 def _database() -> Database:
-    return Database(get_settings().database_uri)
+    """The database, with promotions' webhook events queued on the configured Redis."""
+    settings = get_settings()
+    return webhook_events.attach(Database(settings.database_uri), settings, webhook_events.worker_connection(settings))
 
 
 def _overall(metrics: dict) -> str:

@@ -230,3 +230,18 @@ class FrontierConfigError(DocketError):
     """The frontier settings are incomplete (a provider without a model, a model without a price)."""
 
     status, slug, title = 500, "frontier-config", "The frontier model is misconfigured"
+
+
+# --- webhooks ----------------------------------------------------------------
+
+
+class WebhookRefused(DocketError):
+    """Docket will not send to this URL: not http(s), or a host the SSRF guard refuses (see service.webhooks.guard)."""
+
+    status, slug, title = 422, "webhook-refused", "Docket does not send webhooks to this address"
+
+
+class WebhookDeliveryFailed(DocketError):
+    """The receiver could not be reached or did not answer 2xx; raised inside the job so that rq retries it."""
+
+    status, slug, title = 502, "webhook-failed", "The webhook receiver did not accept the event"

@@ -90,6 +90,10 @@ class ApiClient(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Webhooks (service.webhooks): where events are POSTed, and the secret that signs them.
+    # The secret has to be kept in clear to sign with; it is shown once, when it is made.
+    webhook_url: Mapped[str | None] = mapped_column(String(2000))
+    webhook_secret: Mapped[str | None] = mapped_column(String(100))
 
     keys: Mapped[list[ApiKey]] = relationship(back_populates="client")
 
@@ -339,3 +343,27 @@ class TrainingRun(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+
+
+class WebhookDelivery(Base):
+    """One attempt to deliver one webhook event to a client: what was sent where, and what came back.
+
+    ``delivery_id`` is the event's ``Docket-Webhook-Id``, the same on every
+    retry; ``outcome`` is delivered, retrying (a retry is scheduled), failed
+    (no retries left) or refused (the URL is not one Docket sends to).
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_client_id_created_at", "client_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(String(32), index=True)
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("api_clients.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(String(2000))
+    attempt: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

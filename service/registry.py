@@ -44,6 +44,7 @@ from service.models import (
     ModelVersion,
     utcnow,
 )
+from service.webhooks import events as webhook_events
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,7 @@ def promote(session: Session, version: str, actor: str, reason: str = "manual",
     if gate is not None:
         entry.gate = gate
     _audit(session, actor, "model.promoted", entry, reason=reason, previous=entry.previous)
+    webhook_events.model_promoted(session, entry, reason)
     session.commit()
     log.info("model %s promoted by %s (%s); was %s", version, actor, reason, entry.previous)
     return entry

@@ -42,6 +42,7 @@ from service.registry import ActiveModelWatch, ModelRef, active_ref
 from service.routing import REVIEW, Decision, decide, thresholds_for
 from service.stats import monthly_frontier_spend
 from service.validate import apply_rule_failures, validate
+from service.webhooks import events as webhook_events
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,9 @@ class Runtime:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Runtime":
-        return cls(settings, Database(settings.database_uri), load_document_types(settings.schema_dir))
+        database = webhook_events.attach(Database(settings.database_uri), settings,
+                                         webhook_events.worker_connection(settings))
+        return cls(settings, database, load_document_types(settings.schema_dir))
 
 
 _runtime: Runtime | None = None
@@ -270,6 +273,7 @@ def process_document(document_id: str) -> dict[str, Any]:
                 data={"route": doc.route, "reasons": doc.route_reasons},
             )
         )
+        webhook_events.document_finished(session, doc)  # queued once this commit succeeds
         session.commit()
         log.info("document %s done: %s", doc.id, doc.route, extra={"route": doc.route})
         return {"document_id": doc.id, "status": doc.status, "route": doc.route}

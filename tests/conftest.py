@@ -12,6 +12,7 @@ stack, the database or the engine to be importable.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -30,6 +31,7 @@ DATA_DIR = ROOT.parent / "shared" / "data" / "invoice2data"
 PG_URL = os.environ.get("DOCKET_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("DOCKET_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 TABLES = (
+    "webhook_deliveries",
     "training_examples",
     "review_tasks",
     "reviews",
@@ -171,6 +173,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "job_retries": 2,
             "max_upload_bytes": 2 * 1024 * 1024,
             "max_pages": 5,
+            "webhook_allow_private": True,  # the test receivers listen on loopback
         }
         values.update(overrides)
         return Settings(**values)
@@ -272,6 +275,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         DOCKET_MAX_UPLOAD_BYTES=str(settings.max_upload_bytes),
         DOCKET_MAX_NEW_TOKENS=str(settings.max_new_tokens),
         DOCKET_LOG_FORMAT=settings.log_format,
+        DOCKET_WEBHOOK_ALLOW_PRIVATE=str(settings.webhook_allow_private).lower(),
+        DOCKET_WEBHOOK_RETRY_INTERVALS_S=json.dumps(settings.webhook_retry_intervals_s),
     )
     env.pop("DOCKET_MODEL_DIR", None)
     if settings.model_dir:

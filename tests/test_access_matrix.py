@@ -69,6 +69,19 @@ class Scope:
 
 
 @dataclass(frozen=True)
+class AnyScope:
+    """Any one of *scopes* (or admin) will do."""
+
+    scopes: tuple[str, ...]
+    status: int
+
+    def expect(self, principal: str) -> int | str:
+        if principal not in KEYS or principal in DEAD_KEYS:
+            return 401
+        return self.status if principal in {f"key:{s}" for s in self.scopes} | {"key:admin"} else 403
+
+
+@dataclass(frozen=True)
 class Login:
     status: int
 
@@ -138,6 +151,14 @@ class World:
                             .values(slot=None, status="failed", error="released by the test"))
             session.commit()
 
+    def give_webhook(self, present: bool) -> None:
+        """Set or clear the keys' client's webhook, so each call meets the state it is about."""
+        url, secret = ("https://hooks.example.com/docket", "s" * 43) if present else (None, None)
+        with self.database.session() as session:
+            session.execute(update(ApiClient).where(ApiClient.name == "test")
+                            .values(webhook_url=url, webhook_secret=secret))
+            session.commit()
+
     def make_rollback_possible(self) -> None:
         """Promote the other version, so the active one has a previous to roll back to."""
         _, other = self.versions()
@@ -192,6 +213,26 @@ def training_run(world: World, caller: Caller):
     return caller.client.post("/v1/training-runs", json={}, headers=caller.headers)
 
 
+def start_run_ui(world: World, caller: Caller):
+    world.release_training_slot()
+    return caller.post("/ui/engineering/runs", data={"steps": "3"})
+
+
+def put_webhook(world: World, caller: Caller):
+    world.give_webhook(False)
+    return caller.client.put("/v1/webhook", json={"url": "https://hooks.example.com/docket"}, headers=caller.headers)
+
+
+def delete_webhook(world: World, caller: Caller):
+    world.give_webhook(True)
+    return caller.client.delete("/v1/webhook", headers=caller.headers)
+
+
+def get_webhook(world: World, caller: Caller):
+    world.give_webhook(True)
+    return caller.get("/v1/webhook")
+
+
 Call = Callable[[World, Caller], Any]
 
 
@@ -219,6 +260,10 @@ MATRIX: dict[tuple[str, str], tuple[Any, Call]] = {
     ("GET", "/v1/models"): (Scope("train", 200), get("/v1/models")),
     ("POST", "/v1/models/<path:version>/promote"): (Scope("admin", 200), promote_api),
     ("POST", "/v1/models/rollback"): (Scope("admin", 200), rollback_api),
+    ("GET", "/v1/webhook"): (AnyScope(("submit", "train"), 200), get_webhook),
+    ("PUT", "/v1/webhook"): (AnyScope(("submit", "train"), 201), put_webhook),
+    ("DELETE", "/v1/webhook"): (AnyScope(("submit", "train"), 204), delete_webhook),
+    ("GET", "/v1/webhook/deliveries"): (AnyScope(("submit", "train"), 200), get("/v1/webhook/deliveries")),
     # Public: health, the API's description and its documentation pages.
     ("GET", "/healthz"): (Public(200), get("/healthz")),
     ("GET", "/readyz"): (Public(503), get("/readyz")),  # the test settings have no model
@@ -247,6 +292,10 @@ MATRIX: dict[tuple[str, str], tuple[Any, Call]] = {
     ("POST", "/ui/documents/<document_id>/reject"): (Login(303), reject),
     ("GET", "/ui/engineering/models"): (Role(200), get("/ui/engineering/models")),
     ("GET", "/ui/engineering/runs"): (Role(200), get("/ui/engineering/runs")),
+    ("POST", "/ui/engineering/runs"): (Role(303), start_run_ui),
+    ("GET", "/ui/engineering/runs/<int:run_id>"): (Role(200), get("/ui/engineering/runs/{w.run_id}")),
+    ("GET", "/ui/engineering/runs/<int:run_id>/live"): (Role(200), get("/ui/engineering/runs/{w.run_id}/live")),
+    ("GET", "/ui/engineering/runs/<int:run_id>/log"): (Role(200), get("/ui/engineering/runs/{w.run_id}/log")),
     ("GET", "/ui/engineering/stats"): (Role(200), get("/ui/engineering/stats")),
     ("GET", "/ui/engineering/models/<path:version>/promote"): (Role(200), lambda w, c: c.get(
         f"/ui/engineering/models/{w.versions()[1]}/promote")),

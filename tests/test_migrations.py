@@ -48,6 +48,6 @@ def test_one_step_down_and_up(sqlite_url):
 
 
 @pytest.mark.parametrize("table", ["documents", "extraction_attempts", "reviews", "audit_events", "model_versions",
-                                   "training_runs", "api_clients", "api_keys", "users"])
+                                   "training_runs", "api_clients", "api_keys", "users", "webhook_deliveries"])
 def test_every_table_the_issue_names_exists(sqlite_url, table):
     assert table in tables(sqlite_url)

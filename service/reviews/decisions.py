@@ -25,6 +25,7 @@ from service.models import (
 from service.reviews.claims import check_current, claim, compare_and_set, load_for_review
 from service.reviews.reading import actor_of, dismissable, same_value
 from service.validate import validate
+from service.webhooks import events as webhook_events
 
 
 def is_golden(content_sha256: str, share: float) -> bool:
@@ -132,6 +133,7 @@ def approve(
             "bulk": bulk,
         },
     ))
+    webhook_events.document_reviewed(session, doc, APPROVED)
     session.commit()
     return example
 
@@ -151,6 +153,7 @@ def reject(session: Session, document_id: str, user: User, *, version: int, atte
         raise StaleReview("Someone else changed this document while you were saving; nothing was saved.")
     session.add(AuditEvent(actor=actor_of(user), action="review.rejected", document_id=doc.id,
                            data={"reason": reason}))
+    webhook_events.document_reviewed(session, doc, REJECTED, reason)
     session.commit()
 
 
