@@ -315,7 +315,8 @@ def test_list_filters(client, auth, settings):
     assert ids("?created_before=2000-01-01T00:00:00Z") == []
 
 
-@pytest.mark.parametrize("query", ["?limit=0", "?limit=1000", "?status=lost", "?cursor=notacursor", "?created_after=yesterday", "?colour=red"])
+@pytest.mark.parametrize("query", ["?limit=0", "?limit=1000", "?status=lost", "?cursor=notacursor", "?created_after=yesterday", "?colour=red",
+                                   "?created_before=0.5"])
 def test_list_bad_query_is_422(client, auth, query):
     assert_problem(client.get("/v1/documents" + query, headers=auth), 422, "invalid-request")
 
@@ -357,6 +358,23 @@ def test_openapi_is_3_1_and_generated_from_the_models(client):
     schemas = json.dumps(spec["components"]["schemas"])
     assert "route_reasons" in schemas and "confidence" in schemas and "evidence" in schemas
     assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+
+
+def test_openapi_names_the_real_media_types_and_leaves_the_ui_out(client):
+    spec = client.get("/openapi.json").get_json()
+    assert not [p for p in spec["paths"] if p.startswith("/ui")]
+    get = spec["paths"]["/v1/documents/{document_id}"]["get"]["responses"]
+    assert set(get["404"]["content"]) == {"application/problem+json"}
+    assert set(get["200"]["content"]) == {"application/json"}
+    file = spec["paths"]["/v1/documents/{document_id}/file"]["get"]["responses"]["200"]["content"]
+    assert {"application/pdf", "text/plain", "message/rfc822"} <= set(file)
+    assert set(spec["paths"]["/metrics"]["get"]["responses"]["200"]["content"]) == {"text/plain"}
+    assert spec["paths"]["/v1/training-runs"]["post"]["requestBody"]["required"] is False
+
+
+def test_metrics_name_their_charset_once(client, auth):
+    resp = client.get("/metrics", headers=auth)
+    assert resp.status_code == 200 and resp.headers["Content-Type"].count("charset") == 1
 
 
 def test_docs_page(client):

@@ -15,13 +15,14 @@ from pydantic import BaseModel, ValidationError
 from redis import Redis
 from redis.exceptions import RedisError
 from spectree import Response as SpecResponse
-from spectree import SecurityScheme, SecuritySchemeData, SpecTree
+from spectree import SecurityScheme, SecuritySchemeData
 from sqlalchemy import and_, delete, or_, select, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
 from config.settings import Settings
 from service import auth
+from service.api.openapi import DocketSpec
 from service.api.schemas import (
     DocumentList,
     DocumentOut,
@@ -49,7 +50,7 @@ from service.exceptions import (
     UnsupportedMediaType,
 )
 from service.extract.engine import ModelNotFound
-from service.ingest import TEXT, ingest
+from service.ingest import EML, JSON, PDF, TEXT, ingest
 from service.metrics import CONTENT_TYPE_LATEST, render_metrics
 from service.models import DONE, FAILED, AuditEvent, Document
 from service.stats import compute_stats
@@ -58,7 +59,7 @@ from service.tasks import enqueue_extraction, get_engine
 
 bp = Blueprint("api", __name__)
 
-spec = SpecTree(
+spec = DocketSpec(
     "flask",
     title="Docket API",
     version="1.0.0",
@@ -69,9 +70,13 @@ spec = SpecTree(
     # Plain model names in components/schemas (the default appends a hash of the module).
     naming_strategy=lambda model: model.__name__,
     nested_naming_strategy=lambda parent, child: child,
+    # Only the operations decorated below: the review UI is HTML for people, not part of the API.
+    mode="strict",
+    # Every 422 the API sends is a problem (see parse); spectree itself never answers (skip_validation).
+    validation_error_model=Problem,
 )
 
-ERRORS = {f"HTTP_{code}": Problem for code in (400, 401, 403, 404, 409, 413, 415, 422, 503)}
+ERRORS = {f"HTTP_{code}": Problem for code in (400, 401, 403, 404, 409, 413, 415, 422, 500, 503)}
 
 
 def _resp(**ok: type[BaseModel]) -> SpecResponse:
@@ -379,7 +384,7 @@ def list_documents() -> Response:
 
 
 @bp.get("/v1/documents/<document_id>/file")
-@spec.validate(tags=["documents"], skip_validation=True)
+@spec.validate(resp=_resp(), tags=["documents"], skip_validation=True)
 def get_document_file(document_id: str) -> Response:
     """The original file, as it was posted."""
     key = require("read")
@@ -393,6 +398,14 @@ def get_document_file(document_id: str) -> Response:
     resp.headers.set("Content-Disposition", "inline", filename=name)
     resp.set_etag(doc.content_sha256)
     return resp
+
+
+BINARY = {"type": "string", "format": "binary"}
+spec.add_body(
+    "get", "/v1/documents/{document_id}/file", 200, description="The file as it was posted.",
+    media={PDF: BINARY, EML: BINARY, TEXT: {"type": "string"},
+           JSON: {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}}},
+)
 
 
 # --- schemas -----------------------------------------------------------------
@@ -411,7 +424,7 @@ def list_schemas() -> Response:
 
 
 @bp.get("/v1/schemas/<doc_type>")
-@spec.validate(tags=["schemas"], skip_validation=True)
+@spec.validate(resp=_resp(), tags=["schemas"], skip_validation=True)
 def get_schema(doc_type: str) -> Response:
     """One document type's JSON Schema."""
     require("read")
@@ -421,6 +434,10 @@ def get_schema(doc_type: str) -> Response:
     resp = current_app.json.response(known[doc_type].schema)
     resp.mimetype = "application/schema+json"
     return resp
+
+
+spec.add_body("get", "/v1/schemas/{doc_type}", 200, description="A JSON Schema (2020-12).",
+              media={"application/schema+json": {"type": "object"}})
 
 
 # --- stats -------------------------------------------------------------------
@@ -442,10 +459,14 @@ def get_stats() -> Response:
 
 
 @bp.get("/metrics")
+@spec.validate(resp=_resp(), tags=["health"], skip_validation=True)
 def metrics() -> Response:
     """Prometheus counters: documents by route, frontier calls and spend (read scope)."""
     require("read")
-    return Response(render_metrics(), mimetype=CONTENT_TYPE_LATEST)
+    return Response(render_metrics(), content_type=CONTENT_TYPE_LATEST)  # it names its charset already
+
+
+spec.add_body("get", "/metrics", 200, description="The Prometheus text format.", media={"text/plain": {"type": "string"}})
 
 
 # --- health ------------------------------------------------------------------
@@ -484,7 +505,12 @@ def readyz() -> Response:
 
 
 @bp.get("/openapi.json")
+@spec.validate(resp=SpecResponse(), tags=["health"], security={}, skip_validation=True)
 def openapi() -> Response:
     """The OpenAPI 3.1 document, generated from the models above."""
     return current_app.json.response(spec.spec)
 
+
+
+spec.add_body("get", "/openapi.json", 200, description="This document.",
+              media={"application/json": {"type": "object", "required": ["openapi", "paths"]}})
