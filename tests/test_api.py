@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, func, select, text
 
 from service.models import AuditEvent, Document
 from tests.conftest import invoice_pdf, run_jobs
-from tests.test_ingest import blank_pdf, email_with_pdf, encrypted_pdf
+from tests.test_ingest import blank_pdf, bomb_pdf, email_with_pdf, encrypted_pdf, one_page_pdf
 
 TICKET = "From: dana@example.com\nSubject: VPN down\n\nSince this morning the VPN refuses my password. Urgent!"
 
@@ -155,6 +155,12 @@ BAD_INPUTS = [
     ("encrypted-pdf", dict(file=(encrypted_pdf("s3cret"), "invoice.pdf", "application/pdf")), 422, "encrypted-pdf"),
     ("oversize", dict(file=(b"%PDF-1.4\n" + b"0" * (3 * 1024 * 1024), "big.pdf", "application/pdf")), 413, None),
     ("too-many-pages", dict(file=(blank_pdf_pages(6), "long.pdf", "application/pdf")), 413, "too-many-pages"),
+    ("declared-pages", dict(file=(one_page_pdf(count=10**9), "a.pdf", "application/pdf")), 413, "too-many-pages"),
+    ("decompression-bomb", dict(file=(bomb_pdf(100), "a.pdf", "application/pdf")), 413, "pdf-too-large"),
+    ("nested-objects", dict(file=(one_page_pdf(page_extra=b"/D " + b"[" * 5000 + b"]" * 5000), "a.pdf",
+                                  "application/pdf")), 422, "pdf-too-complex"),
+    ("absurd-page-size", dict(file=(one_page_pdf(mediabox=b"[0 0 10000000 10000000]"), "a.pdf",
+                                    "application/pdf")), 422, "page-size-out-of-range"),
     ("unknown-doc-type", dict(file=(b"hello", "a.txt", "text/plain"), doc_type="recipe"), 422, "unknown-doc-type"),
     ("missing-doc-type", dict(json={"text": "hello"}), 422, "invalid-request"),
     ("image", dict(file=(b"\x89PNG\r\n\x1a\n0000", "scan.png", "image/png")), 415, "unsupported-media-type"),

@@ -50,7 +50,7 @@ from service.exceptions import (
     UnsupportedMediaType,
 )
 from service.extract.engine import ModelNotFound
-from service.ingest import EML, JSON, PDF, TEXT, ingest
+from service.ingest import EML, JSON, PDF, TEXT, PdfLimits, ingest
 from service.metrics import CONTENT_TYPE_LATEST, render_metrics
 from service.models import DONE, FAILED, AuditEvent, Document
 from service.stats import compute_stats
@@ -263,7 +263,8 @@ def submit_document() -> Response:
     doc_type_name, data, filename, declared = read_submission()
     doc_type = check_doc_type(doc_type_name)
     cfg = settings()
-    ingested = ingest(data, filename, declared, max_bytes=cfg.max_upload_bytes, max_pages=cfg.max_pages)
+    ingested = ingest(data, filename, declared, max_bytes=cfg.max_upload_bytes, max_pages=cfg.max_pages,
+                      pdf_limits=PdfLimits.from_settings(cfg))
 
     session = get_session()
     request_hash = hashlib.sha256(f"{doc_type.name}\0{sha256_of(data)}".encode()).hexdigest()
