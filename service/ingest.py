@@ -264,7 +264,7 @@ def read_pdf_pages(data: bytes, max_pages: int | None = None, limits: PdfLimits 
 
 def _read_pages_quietly(data: bytes, max_pages: int | None, limits: PdfLimits) -> list[str]:
     """:func:`_read_pages` in the child: pypdf's warnings about a hostile file would flood the log."""
-    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    logging.getLogger("pypdf").setLevel(logging.CRITICAL)
     return _read_pages(data, max_pages, limits)
 
 
