@@ -59,9 +59,9 @@ NOT_JUDGED_BY_SCHEMA = {
 
 
 def document_app():
-    """An app that only serves its OpenAPI document: building it touches no database and no Redis."""
-    var = Path(tempfile.mkdtemp(prefix="docket-openapi-"))
-    return create_app(Settings(var_dir=var, redis_url=REDIS_URL, database_url=f"sqlite:///{var / 'unused.db'}"))
+    """An app that only serves its OpenAPI document: building it writes nothing and connects to nothing."""
+    var = Path(tempfile.gettempdir()) / "docket-openapi-never-written"
+    return create_app(Settings(var_dir=var, redis_url=REDIS_URL, database_url="sqlite:///:memory:"))
 
 
 CONFIG = schemathesis.Config.from_dict(
