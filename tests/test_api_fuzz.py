@@ -71,6 +71,8 @@ CONFIG = schemathesis.Config.from_dict(
         "checks": {"negative_data_rejection": {"expected-statuses": [400, 401, 403, 404, 405, 409, 413, 415, 422]}},
     }
 )
+# Loaded at import rather than through schemathesis.pytest.from_fixture, whose tests set a private pytest
+# attribute (node._nodeid) that pytest 9 no longer has; each test then calls its own app (case.call(app=...)).
 schema = schemathesis.openapi.from_wsgi("/openapi.json", document_app(), config=CONFIG)
 
 
