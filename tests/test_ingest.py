@@ -321,8 +321,8 @@ def test_text_past_the_cap_is_refused_413():
 
 
 def test_a_parse_past_the_time_limit_is_stopped_and_refused_422():
-    """20,000 lines of text take pypdf's layout mode seconds; the child is killed at half a second."""
-    lines = b"".join(b"0 -1 Td (%s) Tj " % (b"x" * 200) for _ in range(20_000))
+    """50,000 lines of text keep pypdf's layout mode busy for many seconds; the child is killed at half a second."""
+    lines = b"".join(b"0 -1 Td (%s) Tj " % (b"x" * 200) for _ in range(50_000))
     data = one_page_pdf(content_stream=stream(b"", compressed=zlib.compress(b"BT /F1 1 Tf " + lines + b"ET")))
     with pytest.raises(PdfTooComplex, match="longer than 0.5 seconds") as err:
         ingest(data, "slow.pdf", pdf_limits=PdfLimits(timeout_s=0.5))
