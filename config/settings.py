@@ -71,6 +71,13 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 20 * 1024 * 1024
     max_pages: int = 50
 
+    # Reading PDFs from outside (service.ingest, service.sandbox): each is parsed in a forked child.
+    pdf_parse_timeout_s: float = 20.0  # wall clock per PDF, under gunicorn's 30 s; past it 422. 0: in-process, no limit
+    pdf_parse_memory_mb: int = 512  # memory a parse may add to the process; past it 413. 0: no cap
+    pdf_max_stream_bytes: int = 64 * 1024 * 1024  # decoded size of one PDF stream; more is a decompression bomb (413)
+    pdf_max_page_side_pt: float = 14_400.0  # PDF's own largest page side (200 in); a larger page is refused (422)
+    max_text_chars: int = 2_000_000  # text of one PDF (about 600 dense pages); more is refused (413)
+
     # Jobs.
     job_timeout_s: int = 300
     job_retries: int = 3

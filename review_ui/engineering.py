@@ -145,10 +145,19 @@ def runs() -> str:
                            holder=current_run(get_session()), options=RUN_OPTIONS)
 
 
+def form_integer(text: str) -> int | str:
+    """A form field as the integer it spells; anything else as is, for the request model to name the error."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
 def run_params(form) -> dict[str, Any]:
     """The start form's options, checked by the API's own request model (blank means the default)."""
     values = {name: form.get(name, "").strip() for name in RUN_OPTIONS}
-    return TrainingRunRequest.model_validate({k: v for k, v in values.items() if v}).model_dump(exclude_none=True)
+    return TrainingRunRequest.model_validate({k: form_integer(v) for k, v in values.items() if v}).model_dump(
+        exclude_none=True)
 
 
 def describe_invalid(exc: ValidationError) -> str:

@@ -25,6 +25,10 @@ class DocketError(Exception):
         self.detail = detail or self.title
         self.extra = extra
 
+    def __reduce__(self) -> tuple:
+        # Pickled whole (detail and extras) when it crosses from a child process (service.sandbox).
+        return (_restore, (type(self), self.__dict__))
+
     @property
     def type_uri(self) -> str:
         return PROBLEM_BASE + self.slug
@@ -45,6 +49,13 @@ class DocketError(Exception):
             body["instance"] = instance
         body.update(self.extra)
         return body
+
+
+def _restore(cls: type[DocketError], state: dict[str, Any]) -> DocketError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, state.get("detail"))
+    error.__dict__.update(state)
+    return error
 
 
 # --- the request -------------------------------------------------------------
@@ -84,6 +95,22 @@ class PayloadTooLarge(DocketError):
 
 class TooManyPages(PayloadTooLarge):
     slug, title = "too-many-pages", "The document has too many pages"
+
+
+class PdfTooLarge(PayloadTooLarge):
+    """Small on the wire, huge when read: a decompression bomb, too much text, too much memory."""
+
+    slug, title = "pdf-too-large", "The PDF expands beyond what is read"
+
+
+class PdfTooComplex(UnreadableDocument):
+    """Objects nested too deep, or a parse that ran past its time limit or crashed the parser."""
+
+    slug, title = "pdf-too-complex", "The PDF is too complex to read safely"
+
+
+class PageSizeOutOfRange(UnreadableDocument):
+    slug, title = "page-size-out-of-range", "A page of the PDF has an impossible size"
 
 
 class UnsupportedMediaType(DocketError):

@@ -59,7 +59,8 @@ def current_run(session: Session) -> TrainingRun | None:
 
 
 def get_run(session: Session, run_id: int) -> TrainingRun:
-    run = session.get(TrainingRun, run_id)
+    # Ids are 32-bit (an Integer key); a larger number would overflow the query rather than find nothing.
+    run = session.get(TrainingRun, run_id) if 0 < run_id < 2**31 else None
     if run is None:
         raise NotFound(f"No training run {run_id}.")
     return run

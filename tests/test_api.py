@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, func, select, text
 
 from service.models import AuditEvent, Document
 from tests.conftest import invoice_pdf, run_jobs
-from tests.test_ingest import blank_pdf, email_with_pdf, encrypted_pdf
+from tests.test_ingest import blank_pdf, bomb_pdf, email_with_pdf, encrypted_pdf, one_page_pdf
 
 TICKET = "From: dana@example.com\nSubject: VPN down\n\nSince this morning the VPN refuses my password. Urgent!"
 
@@ -155,6 +155,12 @@ BAD_INPUTS = [
     ("encrypted-pdf", dict(file=(encrypted_pdf("s3cret"), "invoice.pdf", "application/pdf")), 422, "encrypted-pdf"),
     ("oversize", dict(file=(b"%PDF-1.4\n" + b"0" * (3 * 1024 * 1024), "big.pdf", "application/pdf")), 413, None),
     ("too-many-pages", dict(file=(blank_pdf_pages(6), "long.pdf", "application/pdf")), 413, "too-many-pages"),
+    ("declared-pages", dict(file=(one_page_pdf(count=10**9), "a.pdf", "application/pdf")), 413, "too-many-pages"),
+    ("decompression-bomb", dict(file=(bomb_pdf(100), "a.pdf", "application/pdf")), 413, "pdf-too-large"),
+    ("nested-objects", dict(file=(one_page_pdf(page_extra=b"/D " + b"[" * 5000 + b"]" * 5000), "a.pdf",
+                                  "application/pdf")), 422, "pdf-too-complex"),
+    ("absurd-page-size", dict(file=(one_page_pdf(mediabox=b"[0 0 10000000 10000000]"), "a.pdf",
+                                    "application/pdf")), 422, "page-size-out-of-range"),
     ("unknown-doc-type", dict(file=(b"hello", "a.txt", "text/plain"), doc_type="recipe"), 422, "unknown-doc-type"),
     ("missing-doc-type", dict(json={"text": "hello"}), 422, "invalid-request"),
     ("image", dict(file=(b"\x89PNG\r\n\x1a\n0000", "scan.png", "image/png")), 415, "unsupported-media-type"),
@@ -374,7 +380,8 @@ def test_list_filters(client, auth, settings):
     assert ids("?created_before=2000-01-01T00:00:00Z") == []
 
 
-@pytest.mark.parametrize("query", ["?limit=0", "?limit=1000", "?status=lost", "?cursor=notacursor", "?created_after=yesterday", "?colour=red"])
+@pytest.mark.parametrize("query", ["?limit=0", "?limit=1000", "?status=lost", "?cursor=notacursor", "?created_after=yesterday", "?colour=red",
+                                   "?created_before=0.5"])
 def test_list_bad_query_is_422(client, auth, query):
     assert_problem(client.get("/v1/documents" + query, headers=auth), 422, "invalid-request")
 
@@ -416,6 +423,23 @@ def test_openapi_is_3_1_and_generated_from_the_models(client):
     schemas = json.dumps(spec["components"]["schemas"])
     assert "route_reasons" in schemas and "confidence" in schemas and "evidence" in schemas
     assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+
+
+def test_openapi_names_the_real_media_types_and_leaves_the_ui_out(client):
+    spec = client.get("/openapi.json").get_json()
+    assert not [p for p in spec["paths"] if p.startswith("/ui")]
+    get = spec["paths"]["/v1/documents/{document_id}"]["get"]["responses"]
+    assert set(get["404"]["content"]) == {"application/problem+json"}
+    assert set(get["200"]["content"]) == {"application/json"}
+    file = spec["paths"]["/v1/documents/{document_id}/file"]["get"]["responses"]["200"]["content"]
+    assert {"application/pdf", "text/plain", "message/rfc822"} <= set(file)
+    assert set(spec["paths"]["/metrics"]["get"]["responses"]["200"]["content"]) == {"text/plain"}
+    assert spec["paths"]["/v1/training-runs"]["post"]["requestBody"]["required"] is False
+
+
+def test_metrics_name_their_charset_once(client, auth):
+    resp = client.get("/metrics", headers=auth)
+    assert resp.status_code == 200 and resp.headers["Content-Type"].count("charset") == 1
 
 
 def test_docs_page(client):

@@ -2,21 +2,26 @@
 
 import io
 import json
+import zlib
 from email.message import EmailMessage
 
 import pytest
 from pypdf import PdfWriter
 
+from config.settings import Settings
 from service.exceptions import (
     EmptyDocument,
     EncryptedPdf,
     NotAPdf,
+    PageSizeOutOfRange,
     PayloadTooLarge,
+    PdfTooComplex,
+    PdfTooLarge,
     TooManyPages,
     UnreadableDocument,
     UnsupportedMediaType,
 )
-from service.ingest import EML, JSON, PAGE_SEPARATOR, PDF, TEXT, ingest, ingest_pdf
+from service.ingest import EML, JSON, PAGE_SEPARATOR, PDF, TEXT, PdfLimits, ingest, ingest_pdf
 from tests.conftest import invoice_pdf
 
 
@@ -179,3 +184,155 @@ def test_unsupported_media_type_is_415(filename, media_type):
     with pytest.raises(UnsupportedMediaType) as err:
         ingest(b"\x89PNG\r\n\x1a\n....", filename, media_type)
     assert err.value.status == 415
+
+
+# --- hostile PDFs: written byte by byte, read under the served limits ----------
+
+SERVED = PdfLimits.from_settings(Settings())  # the API's limits: a forked child, time, memory, streams
+HELLO = b"BT /F1 12 Tf 72 720 Td (Hello from a hand-made PDF) Tj ET"
+FONT = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
+
+
+def raw_pdf(*objects: bytes) -> bytes:
+    """A PDF of these objects (1 0 obj is the catalog), with a correct cross-reference table."""
+    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def stream(data: bytes, compressed: bytes | None = None) -> bytes:
+    if compressed is None:
+        return b"<< /Length %d >>\nstream\n%s\nendstream" % (len(data), data)
+    return b"<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream" % (len(compressed), compressed)
+
+
+def one_page_pdf(content: bytes = HELLO, page_extra: bytes = b"", mediabox: bytes = b"[0 0 595 842]",
+                 count: int = 1, content_stream: bytes | None = None) -> bytes:
+    return raw_pdf(
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count %d >>" % count,
+        b"<< /Type /Page /Parent 2 0 R /MediaBox %s /Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R %s>>"
+        % (mediabox, page_extra),
+        content_stream or stream(content),
+        FONT,
+    )
+
+
+def many_pages_pdf(pages: int) -> bytes:
+    """*pages* real page objects sharing one content stream."""
+    first = 5
+    kids = b" ".join(b"%d 0 R" % (first + i) for i in range(pages))
+    page = b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 4 0 R >> >> /Contents 3 0 R >>"
+    return raw_pdf(b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, pages),
+                   stream(HELLO), FONT, *([page] * pages))
+
+
+def deflated_zeros(megabytes: int) -> bytes:
+    """*megabytes* MiB of zero bytes, deflated (about 1,000 to 1), without holding them all."""
+    packer = zlib.compressobj(9)
+    chunk = bytes(1 << 20)
+    return b"".join(packer.compress(chunk) for _ in range(megabytes)) + packer.flush()
+
+
+def bomb_pdf(megabytes: int = 100) -> bytes:
+    return one_page_pdf(content_stream=stream(b"", compressed=deflated_zeros(megabytes)))
+
+
+def test_a_hand_made_pdf_reads_the_same_in_the_child_and_in_process():
+    assert ingest(one_page_pdf(), "a.pdf", pdf_limits=SERVED).text == "Hello from a hand-made PDF"
+    assert ingest(invoice_pdf(), "a.pdf", pdf_limits=SERVED).text == ingest(invoice_pdf(), "a.pdf").text
+
+
+def test_a_decompression_bomb_is_refused_413():
+    data = bomb_pdf(100)
+    assert len(data) < 200_000  # 100 MiB inflated
+    with pytest.raises(PdfTooLarge, match="decompression bomb") as err:
+        ingest(data, "bomb.pdf", pdf_limits=SERVED)
+    assert err.value.status == 413
+
+
+def test_memory_past_the_cap_is_refused_413():
+    """With pypdf's own stream limit out of the way, the memory cap still holds."""
+    limits = PdfLimits(timeout_s=30, memory_mb=32, max_stream_bytes=1 << 30)
+    with pytest.raises(PdfTooLarge, match="memory") as err:
+        ingest(bomb_pdf(100), "bomb.pdf", pdf_limits=limits)
+    assert err.value.status == 413
+
+
+NESTED = [
+    ("arrays-in-the-page", dict(page_extra=b"/Deep " + b"[" * 5000 + b"]" * 5000)),
+    ("dictionaries-in-the-page", dict(page_extra=b"/Deep " + b"".join(b"<< /K%d " % i for i in range(3000)) + b">>" * 3000)),
+    ("arrays-as-the-mediabox", dict(mediabox=b"[" * 3000 + b"0 0 595 842" + b"]" * 3000)),
+    ("arrays-in-the-content-stream", dict(content=b"[" * 50_000 + b"]" * 50_000 + b" " + HELLO)),
+]
+
+
+@pytest.mark.parametrize("build", [n[1] for n in NESTED], ids=[n[0] for n in NESTED])
+def test_deeply_nested_objects_are_refused_422(build):
+    with pytest.raises(PdfTooComplex, match="nests") as err:
+        ingest(one_page_pdf(**build), "deep.pdf", pdf_limits=SERVED)
+    assert err.value.status == 422
+
+
+def test_nesting_that_real_files_have_is_read():
+    assert ingest(one_page_pdf(page_extra=b"/Shallow " + b"[" * 20 + b"]" * 20), "a.pdf", pdf_limits=SERVED).text
+
+
+def test_a_billion_declared_pages_are_refused_413():
+    with pytest.raises(TooManyPages, match="declares 1000000000 pages") as err:
+        ingest(one_page_pdf(count=10**9), "a.pdf", max_pages=50, pdf_limits=SERVED)
+    assert err.value.status == 413 and err.value.extra["pages"] == 10**9
+
+
+def test_many_real_pages_are_refused_even_when_the_count_lies():
+    data = many_pages_pdf(300).replace(b"/Count 300", b"/Count 1")
+    with pytest.raises(TooManyPages, match="has 300 pages") as err:
+        ingest(data, "a.pdf", max_pages=50, pdf_limits=SERVED)
+    assert err.value.extra == {"pages": 300, "max_pages": 50}
+
+
+def test_a_page_tree_past_pypdfs_limits_is_refused_not_a_500():
+    kids = b"3 0 R " * 200_000  # one page, listed 200,000 times
+    data = raw_pdf(b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [%s] /Count 1 >>" % kids,
+                   b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R >>", stream(HELLO))
+    with pytest.raises((PdfTooComplex, TooManyPages)) as err:
+        ingest(data, "a.pdf", max_pages=50, pdf_limits=SERVED)
+    assert err.value.status in (413, 422)
+
+
+@pytest.mark.parametrize("mediabox", [b"[0 0 10000000 10000000]", b"[0 0 595 99999999]", b"[-9000000 0 9000000 842]"])
+def test_an_absurd_page_size_is_refused_422(mediabox):
+    with pytest.raises(PageSizeOutOfRange, match="Page 1 measures") as err:
+        ingest(one_page_pdf(mediabox=mediabox), "a.pdf", pdf_limits=SERVED)
+    assert err.value.status == 422 and err.value.extra["max_side_pt"] == 14_400
+
+
+def test_text_past_the_cap_is_refused_413():
+    with pytest.raises(PdfTooLarge, match="more than 1000 characters") as err:
+        ingest(invoice_pdf(), "a.pdf", pdf_limits=PdfLimits(timeout_s=30, max_text_chars=1000))
+    assert err.value.status == 413
+
+
+def test_a_parse_past_the_time_limit_is_stopped_and_refused_422():
+    """50,000 lines of text keep pypdf's layout mode busy for many seconds; the child is killed at half a second."""
+    lines = b"".join(b"0 -1 Td (%s) Tj " % (b"x" * 200) for _ in range(50_000))
+    data = one_page_pdf(content_stream=stream(b"", compressed=zlib.compress(b"BT /F1 1 Tf " + lines + b"ET")))
+    with pytest.raises(PdfTooComplex, match="longer than 0.5 seconds") as err:
+        ingest(data, "slow.pdf", pdf_limits=PdfLimits(timeout_s=0.5))
+    assert err.value.status == 422
+
+
+def test_an_attached_bomb_is_refused_too():
+    msg = EmailMessage()
+    msg["From"], msg["Subject"] = "a@example.com", "Invoice"
+    msg.set_content("See attached.")
+    msg.add_attachment(bomb_pdf(100), maintype="application", subtype="pdf", filename="invoice.pdf")
+    with pytest.raises(PdfTooLarge, match="decompression bomb"):
+        ingest(msg.as_bytes(), "m.eml", pdf_limits=SERVED)

@@ -387,6 +387,10 @@ def test_the_api_queues_runs_one_at_a_time_and_reports_them(make_app, make_key, 
     assert again.get_json()["type"].endswith("/training-run-active") and again.get_json()["run_id"] == run["id"]
     assert client.get(resp.headers["Location"], headers=train).get_json()["id"] == run["id"]
     assert client.post("/v1/training-runs", json={"base_dir": "/etc"}, headers=train).status_code == 422
+    for body in ("null", "[]", "{nope", '{"steps": true}', '{"steps": "10"}'):  # refused before the slot is looked at
+        resp = client.post("/v1/training-runs", data=body, content_type="application/json", headers=train)
+        assert resp.status_code == 422, body
+    assert client.get(f"/v1/training-runs/{2**70}", headers=train).status_code == 404  # no overflow, no 500
 
 
 def test_the_api_lists_promotes_and_rolls_back_models(make_app, make_key, sqlite_settings, database, tmp_path):

@@ -21,6 +21,7 @@ from service.api.schemas import (
 from service.api.views import _resp, bp, parse, redis, require, settings, spec
 from service.auth import ApiKey
 from service.db import get_session
+from service.exceptions import InvalidRequest
 from service.models import ModelVersion
 from service.training_runs import get_run, request_run, run_json
 
@@ -50,10 +51,17 @@ def create_training_run() -> Response:
     running. The new version is promoted only if it passes the gate.
     """
     key = require("train")
-    options = parse(TrainingRunRequest, request.get_json(silent=True) or {})
+    # No body means every default; a body must be a JSON object (null, [] or broken JSON are refused).
+    payload = request.get_json(silent=True) if request.get_data(cache=True) else {}
+    if payload is None:
+        raise InvalidRequest("The body is not a JSON object; send {} or leave it empty for the defaults.")
+    options = parse(TrainingRunRequest, payload)
     params = options.model_dump(exclude_none=True)
     run = request_run(get_session(), redis(), settings(), actor_of(key), params)
     return run_response(run, 202)
+
+
+spec.optional_body("post", "/v1/training-runs")  # no body: every option at its default
 
 
 @bp.get("/v1/training-runs/<int:run_id>")

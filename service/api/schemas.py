@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, field_validator
 from spectree.model_adapter.pydantic_adapter import BaseFile
+
+
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)?")
+
+
+def _rfc3339(value: Any) -> Any:
+    """Only what the document promises (format: date-time); pydantic alone also takes "0.5" as a Unix time."""
+    if not isinstance(value, datetime) and not (isinstance(value, str) and _RFC3339.fullmatch(value)):
+        raise ValueError("expected an RFC 3339 date-time such as 2024-05-01T00:00:00Z")
+    return value
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_rfc3339)]
 
 
 class Problem(BaseModel):
@@ -27,15 +41,17 @@ class SubmitText(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    doc_type: str = Field(description="A document type from GET /v1/schemas, e.g. invoice or ticket.")
-    text: str = Field(description="The document's text.")
+    doc_type: str = Field(min_length=1, description="A document type from GET /v1/schemas, e.g. invoice or ticket.",
+                          examples=["ticket"])
+    text: str = Field(pattern=r"\S", description="The document's text: not empty, not only whitespace.",
+                      examples=["From: dana@example.com\nSubject: VPN down\n\nThe VPN refuses my password."])
     filename: str | None = Field(default=None, max_length=255)
 
 
 class SubmitFile(BaseModel):
     """A document sent as a file in a multipart/form-data body."""
 
-    doc_type: str = Field(description="A document type from GET /v1/schemas.")
+    doc_type: str = Field(min_length=1, description="A document type from GET /v1/schemas.", examples=["invoice"])
     file: BaseFile = Field(description="A PDF, plain text, an .eml e-mail or JSON {\"text\": ...}.")
 
 
@@ -58,8 +74,8 @@ class ListQuery(BaseModel):
     status: Literal["queued", "processing", "done", "failed"] | None = None
     doc_type: str | None = None
     route: Literal["straight_through", "review"] | None = None
-    created_after: datetime | None = None
-    created_before: datetime | None = None
+    created_after: Timestamp | None = None
+    created_before: Timestamp | None = None
     limit: int = Field(default=20, ge=1, le=100)
     cursor: str | None = Field(default=None, description="next_cursor from the previous page.")
 
@@ -68,8 +84,8 @@ class StatsQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     period: Literal["day", "month"] = "month"
-    since: datetime | None = Field(default=None, description="Count documents created at or after (default: 30 days by day, a year by month).")
-    until: datetime | None = Field(default=None, description="Count documents created before.")
+    since: Timestamp | None = Field(default=None, description="Count documents created at or after (default: 30 days by day, a year by month).")
+    until: Timestamp | None = Field(default=None, description="Count documents created before.")
     doc_type: str | None = None
 
 
@@ -213,8 +229,16 @@ class TrainingRunRequest(BaseModel):
     approved_repeats: int | None = Field(default=None, ge=1, le=10, description="Passes over the approved examples.")
     eval_shared: int | None = Field(default=None, ge=0, le=10_000,
                                     description="Documents per evaluation split of ../shared/data to guard on.")
-    warm_start: bool | None = Field(default=None, description="Continue the active model's adapter (default true) "
-                                                              "or train a fresh one from the base.")
+    warm_start: StrictBool | None = Field(default=None, description="Continue the active model's adapter (default "
+                                                                    "true) or train a fresh one from the base.")
+
+    @field_validator("seed", "steps", "replay", "approved_repeats", "eval_shared", mode="before")
+    @classmethod
+    def _json_integer(cls, value: Any) -> Any:
+        """A JSON Schema integer: 3 or 3.0, never true or "3" (which pydantic alone would take)."""
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ValueError("expected an integer")
+        return value
 
 
 class TrainingProgress(BaseModel):

@@ -15,13 +15,14 @@ from pydantic import BaseModel, ValidationError
 from redis import Redis
 from redis.exceptions import RedisError
 from spectree import Response as SpecResponse
-from spectree import SecurityScheme, SecuritySchemeData, SpecTree
+from spectree import SecurityScheme, SecuritySchemeData
 from sqlalchemy import and_, delete, or_, select, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
 from config.settings import Settings
 from service import auth, ratelimit
+from service.api.openapi import DocketSpec
 from service.api.schemas import (
     DocumentList,
     DocumentOut,
@@ -49,7 +50,7 @@ from service.exceptions import (
     UnsupportedMediaType,
 )
 from service.extract.engine import ModelNotFound
-from service.ingest import TEXT, ingest
+from service.ingest import EML, JSON, PDF, TEXT, PdfLimits, ingest
 from service.logs import current_request_id
 from service.metrics import CONTENT_TYPE_LATEST, ActiveModelCollector, QueueCollector, observe_stage, render_metrics
 from service.models import DONE, FAILED, AuditEvent, Document
@@ -61,7 +62,7 @@ from service.tasks import active_model_version, enqueue_extraction, get_engine
 bp = Blueprint("api", __name__)
 bp.after_request(ratelimit.add_headers)
 
-spec = SpecTree(
+spec = DocketSpec(
     "flask",
     title="Docket API",
     version="1.0.0",
@@ -72,9 +73,13 @@ spec = SpecTree(
     # Plain model names in components/schemas (the default appends a hash of the module).
     naming_strategy=lambda model: model.__name__,
     nested_naming_strategy=lambda parent, child: child,
+    # Only the operations decorated below: the review UI is HTML for people, not part of the API.
+    mode="strict",
+    # Every 422 the API sends is a problem (see parse); spectree itself never answers (skip_validation).
+    validation_error_model=Problem,
 )
 
-ERRORS = {f"HTTP_{code}": Problem for code in (400, 401, 403, 404, 409, 413, 415, 422, 503)}
+ERRORS = {f"HTTP_{code}": Problem for code in (400, 401, 403, 404, 409, 413, 415, 422, 500, 503)}
 ERRORS["HTTP_429"] = (Problem, "Too many requests with this API key: wait Retry-After seconds (RateLimit-* headers)")
 
 
@@ -276,7 +281,8 @@ def submit_document() -> Response:
     doc_type = check_doc_type(doc_type_name)
     cfg = settings()
     started = time.perf_counter()
-    ingested = ingest(data, filename, declared, max_bytes=cfg.max_upload_bytes, max_pages=cfg.max_pages)
+    ingested = ingest(data, filename, declared, max_bytes=cfg.max_upload_bytes, max_pages=cfg.max_pages,
+                      pdf_limits=PdfLimits.from_settings(cfg))
     observe_stage("ingest", doc_type.name, time.perf_counter() - started)
 
     session = get_session()
@@ -414,6 +420,14 @@ def get_document_file(document_id: str) -> Response:
     return resp
 
 
+BINARY = {"type": "string", "format": "binary"}
+spec.add_body(
+    "get", "/v1/documents/{document_id}/file", 200, description="The file as it was posted.",
+    media={PDF: BINARY, EML: BINARY, TEXT: {"type": "string"},
+           JSON: {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}}},
+)
+
+
 # --- schemas -----------------------------------------------------------------
 
 
@@ -442,6 +456,10 @@ def get_schema(doc_type: str) -> Response:
     return resp
 
 
+spec.add_body("get", "/v1/schemas/{doc_type}", 200, description="A JSON Schema (2020-12).",
+              media={"application/schema+json": {"type": "object"}})
+
+
 # --- stats -------------------------------------------------------------------
 
 
@@ -461,12 +479,16 @@ def get_stats() -> Response:
 
 
 @bp.get("/metrics")
+@spec.validate(resp=_resp(), tags=["health"], skip_validation=True)
 def metrics() -> Response:
     """Prometheus metrics (read scope): request and stage latencies, routes, frontier spend, queues, the model."""
     require("read")
     cfg = settings()
     scraped = [QueueCollector(redis(), QUEUES), ActiveModelCollector(lambda: active_model_version(cfg, get_db()))]
-    return Response(render_metrics(scraped), mimetype=CONTENT_TYPE_LATEST)
+    return Response(render_metrics(scraped), content_type=CONTENT_TYPE_LATEST)  # it names its charset already
+
+
+spec.add_body("get", "/metrics", 200, description="The Prometheus text format.", media={"text/plain": {"type": "string"}})
 
 
 # --- health ------------------------------------------------------------------
@@ -507,7 +529,12 @@ def readyz() -> Response:
 
 
 @bp.get("/openapi.json")
+@spec.validate(resp=SpecResponse(), tags=["health"], security={}, skip_validation=True)
 def openapi() -> Response:
     """The OpenAPI 3.1 document, generated from the models above."""
     return current_app.json.response(spec.spec)
 
+
+
+spec.add_body("get", "/openapi.json", 200, description="This document.",
+              media={"application/json": {"type": "object", "required": ["openapi", "paths"]}})

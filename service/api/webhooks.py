@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import Response, current_app, g, request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from spectree import Response as SpecResponse
 
 from service import auth
@@ -33,8 +33,8 @@ class WebhookIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(description="An http(s) URL; it must resolve to a public address when events are sent.",
-                     max_length=2000)
-    rotate_secret: bool = Field(default=False, description="Make a new signing secret (answered this once).")
+                     min_length=1, max_length=2000)
+    rotate_secret: StrictBool = Field(default=False, description="Make a new signing secret (answered this once).")
 
 
 class WebhookOut(BaseModel):
