@@ -113,7 +113,8 @@ def worker(queues: tuple[str, ...], burst: bool, preload: bool) -> None:
         except ModelNotFound as exc:
             click.echo(f"warning: {exc}; extraction jobs will fail until the model is built (make model)", err=True)
     connection = connect_redis(settings)
-    make_worker(connection, queues).work(burst=burst, logging_level="INFO")
+    worker = make_worker(connection, queues, maintenance_interval=settings.maintenance_interval_s)
+    worker.work(burst=burst, logging_level="INFO")
 
 
 # --- docket run --------------------------------------------------------------

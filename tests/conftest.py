@@ -283,6 +283,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         DOCKET_MAX_PAGES=str(settings.max_pages),
         DOCKET_MAX_UPLOAD_BYTES=str(settings.max_upload_bytes),
         DOCKET_MAX_NEW_TOKENS=str(settings.max_new_tokens),
+        DOCKET_MAINTENANCE_INTERVAL_S=str(settings.maintenance_interval_s),
+        DOCKET_REQUEUE_AFTER_S=str(settings.requeue_after_s),
     )
     env.pop("DOCKET_MODEL_DIR", None)
     if settings.model_dir:
@@ -290,11 +292,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def start_worker(settings: Settings, *args: str) -> subprocess.Popen:
-    """A real `docket worker` process."""
+def start_worker(settings: Settings, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """A real `docket worker` process (*env*: more variables, for settings `settings_env` does not carry)."""
     return subprocess.Popen(
         [sys.executable, "-m", "service.cli", "worker", *args],
-        env=settings_env(settings),
+        env={**settings_env(settings), **(env or {})},
         cwd=ROOT,
         start_new_session=True,
     )

@@ -1,0 +1,226 @@
+"""Faults, with real processes: Redis restarted, database connections dropped, the frontier away, shutdowns.
+
+Each test runs real `docket worker` processes (and, for the API, a real
+gunicorn) against PostgreSQL and a Redis server. The Redis tests start a
+redis-server of their own on a free loopback port, because they restart it;
+the shared one on 6379 is never touched. Every wait has a timeout and every
+process started here is stopped in a ``finally``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Queue
+from sqlalchemy import create_engine, select, text
+
+from service.models import AuditEvent, Document
+from service.queue import EXTRACTION
+from tests.conftest import start_worker, wait_until
+from tests.test_ingest import blank_pdf
+from tests.test_jobs import TICKET, document, stop
+
+FINISHED = ("done", "failed")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RedisServer:
+    """A redis-server process of this test's own, on a free loopback port, that the test may crash and restart.
+
+    With ``appendonly`` every write is in the append-only file before Redis
+    answers (``appendfsync always``), so a restart brings the queue back; without
+    it (and with RDB snapshots off) a restarted server is empty.
+    """
+
+    def __init__(self, folder: Path, appendonly: bool) -> None:
+        self.folder = folder
+        self.appendonly = appendonly
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+        folder.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        args = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.folder),
+                "--save", "", "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "always",
+                "--logfile", str(self.folder / "redis.log")]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(self.answers, timeout=10, interval=0.05, what="redis-server to answer")
+
+    def answers(self) -> bool:
+        conn = Redis.from_url(self.url, socket_timeout=1)
+        try:
+            return bool(conn.ping())
+        except RedisError:
+            return False
+        finally:
+            conn.close()
+
+    def crash(self) -> None:
+        """SIGKILL: what a crashed or rebooted machine does; only what is on disk survives."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    servers: list[RedisServer] = []
+
+    def make(appendonly: bool) -> RedisServer:
+        server = RedisServer(tmp_path / f"redis-{len(servers)}", appendonly)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.crash()
+
+
+def submit_all(client, headers, count: int, kind: str = "scan") -> list[str]:
+    ids = []
+    for _ in range(count):
+        if kind == "scan":  # no text layer: the job needs no model and routes to review at once
+            form = {"file": (io.BytesIO(blank_pdf()), "scan.pdf", "application/pdf"), "doc_type": "invoice"}
+            resp = client.post("/v1/documents", data=form, headers=headers, content_type="multipart/form-data")
+        else:
+            resp = client.post("/v1/documents", json={"doc_type": "ticket", "text": TICKET}, headers=headers)
+        assert resp.status_code == 202, resp.get_json()
+        ids.append(resp.get_json()["id"])
+    return ids
+
+
+def audit_counts(settings, doc_ids: list[str]) -> dict[str, Counter]:
+    engine = create_engine(settings.database_uri)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(select(AuditEvent.document_id, AuditEvent.action)
+                                .where(AuditEvent.document_id.in_(doc_ids))).all()
+    finally:
+        engine.dispose()
+    counts: dict[str, Counter] = {doc_id: Counter() for doc_id in doc_ids}
+    for doc_id, action in rows:
+        counts[doc_id][action] += 1
+    return counts
+
+
+def all_finished(settings, doc_ids: list[str]) -> bool:
+    return all(document(settings, doc_id).status in FINISHED for doc_id in doc_ids)
+
+
+def assert_each_done_once(settings, doc_ids: list[str]) -> dict[str, Counter]:
+    """Every document done and extracted exactly once: none lost, none run twice."""
+    for doc_id in doc_ids:
+        doc = document(settings, doc_id)
+        assert doc.status == "done", (doc_id, doc.status, doc.error)
+        assert doc.route in ("review", "straight_through")
+    counts = audit_counts(settings, doc_ids)
+    for doc_id, actions in counts.items():
+        assert actions["extraction.started"] == 1 and actions["extraction.done"] == 1, (doc_id, actions)
+    return counts
+
+
+# --- Redis restarted -----------------------------------------------------------------
+
+
+@pytest.fixture
+def fault_settings(make_settings, pg_url):
+    """PostgreSQL, short job timeouts, and maintenance every second (the defaults are minutes)."""
+
+    def make(redis_url: str, **overrides):
+        values = dict(database_url=pg_url, redis_url=redis_url, job_timeout_s=10, job_retries=2,
+                      maintenance_interval_s=1, requeue_after_s=1)
+        values.update(overrides)
+        return make_settings(**values)
+
+    return make
+
+
+@pytest.mark.parametrize("appendonly", [True, False], ids=["aof", "no-persistence"])
+def test_documents_queued_across_a_redis_restart_are_all_done_once(appendonly, redis_server, fault_settings,
+                                                                   make_app, make_key):
+    """With AOF the queue survives the restart; without persistence it comes back empty and the workers'
+    maintenance pass enqueues the documents again from the database. Either way every document is done,
+    once, and the API goes on accepting documents on the restarted server."""
+    server = redis_server(appendonly)
+    settings = fault_settings(server.url)
+    client = make_app(settings).test_client()
+    headers = {"Authorization": f"Bearer {make_key(settings=settings)}"}
+    conn = Redis.from_url(server.url)
+    worker = None
+    try:
+        doc_ids = submit_all(client, headers, 4)
+        assert Queue(EXTRACTION, connection=conn).count == 4
+
+        server.crash()
+        server.start()
+        assert Queue(EXTRACTION, connection=conn).count == (4 if appendonly else 0)
+        doc_ids += submit_all(client, headers, 1)  # the API's Redis client reconnects by itself
+
+        worker = start_worker(settings, "--no-preload")
+        wait_until(lambda: all_finished(settings, doc_ids), timeout=90, what="every document to finish")
+        counts = assert_each_done_once(settings, doc_ids)
+        requeued = [counts[doc_id]["extraction.requeued"] for doc_id in doc_ids]
+        assert requeued == ([0] * 5 if appendonly else [1, 1, 1, 1, 0])
+        assert worker.poll() is None  # still serving
+    finally:
+        if worker is not None:
+            stop(worker)
+        conn.close()
+
+
+def test_a_busy_worker_survives_a_redis_restart_and_the_lost_queue_is_recovered(redis_server, fault_settings,
+                                                                                make_app, make_key):
+    """The worker is mid-job (held on a row lock) when Redis crashes and comes back empty, with more documents
+    queued behind it. The job in hand still completes, the queued documents are enqueued again, and the worker
+    that lived through the restart does them all."""
+    server = redis_server(appendonly=False)
+    settings = fault_settings(server.url)
+    client = make_app(settings).test_client()
+    headers = {"Authorization": f"Bearer {make_key(settings=settings)}"}
+    conn = Redis.from_url(server.url)
+    lock_engine = create_engine(settings.database_uri)
+    worker = None
+    try:
+        first, *queued = doc_ids = submit_all(client, headers, 4)
+        lock = lock_engine.connect()
+        tx = lock.begin()
+        lock.execute(text("SELECT id FROM documents WHERE id = :id FOR UPDATE"), {"id": first})
+        worker = start_worker(settings, "--no-preload")
+        wait_until(lambda: Queue(EXTRACTION, connection=conn).count == 3, timeout=90,
+                   what="the worker to take the first job")
+        time.sleep(0.5)  # blocked on the row lock, mid-job
+
+        server.crash()
+        server.start()
+        tx.rollback()
+        lock.close()
+
+        wait_until(lambda: all_finished(settings, doc_ids), timeout=90, what="every document to finish")
+        counts = assert_each_done_once(settings, doc_ids)
+        assert [counts[doc_id]["extraction.requeued"] for doc_id in queued] == [1, 1, 1]
+        assert worker.poll() is None, "the worker quit when Redis went away"
+    finally:
+        if worker is not None:
+            stop(worker)
+        lock_engine.dispose()
+        conn.close()
