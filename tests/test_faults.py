@@ -24,9 +24,10 @@ from redis.exceptions import RedisError
 from rq import Queue
 from sqlalchemy import create_engine, select, text
 
-from service.models import AuditEvent, Document
+from service.models import AuditEvent, ExtractionAttempt
 from service.queue import EXTRACTION
 from tests.conftest import start_worker, wait_until
+from tests.frontier_servers import KEY, hangs, loopback, openai_answers, openai_server  # noqa: F401 - fixtures
 from tests.test_ingest import blank_pdf
 from tests.test_jobs import TICKET, document, stop
 
@@ -273,5 +274,67 @@ def test_a_worker_whose_database_connection_dropped_between_jobs_does_the_next(f
         wait_until(lambda: document(settings, second).status in FINISHED, timeout=60, what="the second job")
         assert_each_done_once(settings, [first, second])
         assert worker.poll() is None
+    finally:
+        stop(worker)
+
+
+# --- the frontier away ----------------------------------------------------------------
+
+INVOICE_TEXT = "INVOICE INV/2023/00003\nAzure Interior\nDeco Addict\n31/03/2023\nTotal 4,600.00"
+
+
+def frontier_env(url: str, fail_max: int) -> dict[str, str]:
+    return {
+        "DOCKET_FRONTIER_PROVIDER": "openai", "DOCKET_FRONTIER_MODEL": "gpt-4o-mini",
+        "DOCKET_FRONTIER_BASE_URL": url, "DOCKET_FRONTIER_API_KEY": KEY, "DOCKET_FRONTIER_MAX_RETRIES": "0",
+        "DOCKET_FRONTIER_TIMEOUT_S": "1", "DOCKET_FRONTIER_BREAKER_FAIL_MAX": str(fail_max),
+        "DOCKET_FRONTIER_BREAKER_RESET_S": "600",
+    }
+
+
+@pytest.mark.parametrize("away", ["refused", "hangs"])
+def test_with_the_frontier_away_documents_go_to_review_and_the_breaker_opens(away, request, fault_settings, redis_url,
+                                                                             tiny_model_dir, make_app, make_key):
+    """The tiny model (random weights) is unsure of every invoice, so each asks the frontier: at a port where
+    nothing listens, or at a server that answers only after the timeout. The first two calls fail, the breaker
+    opens, the third document is not sent at all; every document is done and in review, with the reason."""
+    if away == "refused":
+        script, url = None, f"http://127.0.0.1:{free_port()}/v1"  # bound, then closed: nothing listens there
+    else:
+        script, url = request.getfixturevalue("openai_server")
+        script.then(hangs(2.0, openai_answers({"vendor_name": "Azure Interior"})))
+    settings = fault_settings(redis_url, model_dir=tiny_model_dir, max_new_tokens=200, job_timeout_s=60)
+    client = make_app(settings).test_client()
+    headers = {"Authorization": f"Bearer {make_key(settings=settings)}"}
+    doc_ids = []
+    for _ in range(3):
+        resp = client.post("/v1/documents", json={"doc_type": "invoice", "text": INVOICE_TEXT}, headers=headers)
+        assert resp.status_code == 202, resp.get_json()
+        doc_ids.append(resp.get_json()["id"])
+    worker = start_worker(settings, env=frontier_env(url, fail_max=2))
+    try:
+        wait_until(lambda: all_finished(settings, doc_ids), timeout=240, what="every document to finish")
+        assert_each_done_once(settings, doc_ids)
+        errors = []
+        for doc_id in doc_ids:
+            doc = client.get(f"/v1/documents/{doc_id}", headers=headers).get_json()
+            assert doc["status"] == "done" and doc["route"] == "review"
+            (failed,) = [r for r in doc["route_reasons"] if r["code"] == "frontier_failed"]
+            errors.append(failed["error"])
+        expected = "unavailable" if away == "refused" else "timeout"
+        assert errors == [expected, expected, "circuit_open"]
+
+        engine = create_engine(settings.database_uri)
+        try:
+            with engine.connect() as conn:
+                calls = conn.execute(select(ExtractionAttempt.document_id, ExtractionAttempt.warnings)
+                                     .where(ExtractionAttempt.engine == "frontier")
+                                     .order_by(ExtractionAttempt.id)).all()
+        finally:
+            engine.dispose()
+        assert [c.document_id for c in calls] == doc_ids[:2]  # the open breaker made no call
+        assert all(c.warnings[0].startswith(f"frontier {expected}") for c in calls)
+        if script is not None:
+            assert len(script.requests) == 2
     finally:
         stop(worker)
