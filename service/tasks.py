@@ -337,6 +337,8 @@ def escalate_document(session, runtime: Runtime, doc: Document, doc_type: Docume
 
 def describe_failure(exc: BaseException) -> str:
     """What went wrong, for a person: a timeout is named as such even when a later error hides it."""
+    if isinstance(exc, SystemExit):  # rq's cold shutdown (a second SIGTERM) stops the job where it is
+        return "SystemExit: the worker was shut down mid-job"
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, JobTimeoutException):

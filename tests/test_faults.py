@@ -338,3 +338,94 @@ def test_with_the_frontier_away_documents_go_to_review_and_the_breaker_opens(awa
             assert len(script.requests) == 2
     finally:
         stop(worker)
+
+
+# --- shutting down --------------------------------------------------------------------
+
+
+class RowLock:
+    """Hold a document's row so the job that works on it blocks on its first write, mid-job (as in test_jobs)."""
+
+    def __init__(self, settings, doc_id: str) -> None:
+        self.engine = create_engine(settings.database_uri)
+        self.conn = self.engine.connect()
+        self.tx = self.conn.begin()
+        self.conn.execute(text("SELECT id FROM documents WHERE id = :id FOR UPDATE"), {"id": doc_id})
+
+    def release(self) -> None:
+        if self.tx.is_active:
+            self.tx.rollback()
+        self.conn.close()
+        self.engine.dispose()
+
+
+def started_jobs(conn: Redis) -> list[str]:
+    return Queue(EXTRACTION, connection=conn).started_job_registry.get_job_ids()
+
+
+def test_sigterm_lets_a_worker_finish_its_job_and_take_no_other(fault_settings, redis_url, make_app, make_key):
+    settings = fault_settings(redis_url)
+    client = make_app(settings).test_client()
+    headers = {"Authorization": f"Bearer {make_key(settings=settings)}"}
+    current, waiting = submit_all(client, headers, 2)
+    conn = Redis.from_url(redis_url)
+    lock = RowLock(settings, current)
+    worker = start_worker(settings, "--no-preload")
+    second = None
+    try:
+        wait_until(lambda: started_jobs(conn), timeout=90, what="the worker to start the first job")
+        time.sleep(0.5)
+        worker.send_signal(signal.SIGTERM)
+        time.sleep(1.0)
+        assert worker.poll() is None  # still in its job
+        lock.release()
+        assert worker.wait(timeout=30) == 0
+        assert document(settings, current).status == "done"
+        assert document(settings, waiting).status == "queued"  # not started after the SIGTERM
+
+        second = start_worker(settings, "--no-preload")
+        wait_until(lambda: document(settings, waiting).status in FINISHED, timeout=90, what="the next worker")
+        assert_each_done_once(settings, [current, waiting])
+    finally:
+        lock.release()
+        stop(worker)
+        if second is not None:
+            stop(second)
+        conn.close()
+
+
+def test_a_second_sigterm_stops_the_job_and_puts_it_back_for_the_next_worker(fault_settings, redis_url, make_app,
+                                                                              make_key):
+    settings = fault_settings(redis_url)
+    client = make_app(settings).test_client()
+    headers = {"Authorization": f"Bearer {make_key(settings=settings)}"}
+    (doc_id,) = submit_all(client, headers, 1)
+    conn = Redis.from_url(redis_url)
+    lock = RowLock(settings, doc_id)
+    worker = start_worker(settings, "--no-preload")
+    second = None
+    try:
+        wait_until(lambda: started_jobs(conn), timeout=90, what="the worker to start the job")
+        time.sleep(0.5)
+        worker.send_signal(signal.SIGTERM)
+        time.sleep(1.5)  # rq ignores a second signal within a second of the first
+        worker.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        lock.release()  # the retry is recorded on the document's row
+        assert worker.wait(timeout=30) == 0
+        assert Queue(EXTRACTION, connection=conn).count == 1  # back in the queue, not waiting for a heartbeat
+        doc = document(settings, doc_id)
+        assert doc.status == "queued" and "shut down" in doc.error
+
+        second = start_worker(settings, "--no-preload")
+        wait_until(lambda: document(settings, doc_id).status in FINISHED, timeout=90, what="the next worker")
+        doc = document(settings, doc_id)
+        assert doc.status == "done" and doc.error is None
+        actions = audit_counts(settings, [doc_id])[doc_id]
+        assert actions["extraction.retry"] == 1 and actions["extraction.done"] == 1
+    finally:
+        lock.release()
+        stop(worker)
+        if second is not None:
+            stop(second)
+        conn.close()
