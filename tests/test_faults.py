@@ -10,11 +10,16 @@ process started here is stopped in a ``finally``.
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -24,9 +29,10 @@ from redis.exceptions import RedisError
 from rq import Queue
 from sqlalchemy import create_engine, select, text
 
+from service.api.schemas import MAX_WAIT_S
 from service.models import AuditEvent, ExtractionAttempt
 from service.queue import EXTRACTION
-from tests.conftest import start_worker, wait_until
+from tests.conftest import ROOT, settings_env, start_worker, wait_until
 from tests.frontier_servers import KEY, hangs, loopback, openai_answers, openai_server  # noqa: F401 - fixtures
 from tests.test_ingest import blank_pdf
 from tests.test_jobs import TICKET, document, stop
@@ -429,3 +435,75 @@ def test_a_second_sigterm_stops_the_job_and_puts_it_back_for_the_next_worker(fau
         if second is not None:
             stop(second)
         conn.close()
+
+
+def http(method: str, url: str, body: dict | None = None, headers: dict | None = None, timeout: float = 30):
+    """One request over loopback; (status, JSON body)."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def answers(url: str) -> bool:
+    try:
+        return http("GET", url, timeout=2)[0] == 200
+    except OSError:
+        return False
+
+
+def test_gunicorn_finishes_the_request_in_flight_on_sigterm(fault_settings, redis_url, make_key):
+    """A real `gunicorn wsgi:app`: a submission waiting for its result (no worker runs, so it waits the whole
+    ?wait=) is in flight when the master gets SIGTERM; it still gets its answer, then gunicorn exits 0."""
+    settings = fault_settings(redis_url)
+    headers = {"Authorization": f"Bearer {make_key(settings=settings)}"}
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "1", "-b", f"127.0.0.1:{port}", "wsgi:app"],
+                              env=settings_env(settings), cwd=ROOT, start_new_session=True)
+    answer: dict = {}
+
+    def submit() -> None:
+        answer["status"], answer["body"] = http("POST", f"{base}/v1/documents?wait=4",
+                                                {"doc_type": "ticket", "text": TICKET}, headers)
+        answer["at"] = time.monotonic()
+
+    try:
+        wait_until(lambda: answers(f"{base}/healthz"), timeout=60, what="gunicorn to serve")
+        in_flight = threading.Thread(target=submit)
+        in_flight.start()
+        wait_until(lambda: document_count(settings) == 1, timeout=10, what="the submission to be stored")
+        sent = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        in_flight.join(timeout=30)
+        assert answer["status"] == 202 and answer["body"]["status"] == "queued"
+        assert answer["at"] > sent
+        assert server.wait(timeout=30) == 0
+        with pytest.raises(OSError):
+            http("GET", f"{base}/healthz", timeout=2)
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def test_gunicorn_gives_a_request_longer_than_the_longest_wait(fault_settings, redis_url):
+    """Its default 30-second worker timeout would kill a worker half way through ?wait=60."""
+    out = subprocess.run([sys.executable, "-m", "gunicorn", "--print-config", "wsgi:app"], cwd=ROOT,
+                         env=settings_env(fault_settings(redis_url)), capture_output=True, text=True, timeout=60,
+                         check=True).stdout
+    config = {name.strip(): value.strip() for name, _, value in (line.partition("=") for line in out.splitlines())}
+    assert int(config["timeout"]) > MAX_WAIT_S and int(config["graceful_timeout"]) > MAX_WAIT_S
+
+
+def document_count(settings) -> int:
+    engine = create_engine(settings.database_uri)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT count(*) FROM documents")).scalar()
+    finally:
+        engine.dispose()
