@@ -21,19 +21,21 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, Worker
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, select, text, update
 
 from service.api.schemas import MAX_WAIT_S
 from service.db import Database
-from service.models import AuditEvent, Document, ExtractionAttempt
+from service.models import AuditEvent, Document, ExtractionAttempt, utcnow
 from service.queue import EXTRACTION, start_embedded_redis, stop_embedded_redis
-from service.tasks import enqueue_extraction, extraction_job_id
+from service.tasks import HEARTBEAT_SLACK_S, enqueue_extraction, extraction_job_id, requeue_lost_documents
 from tests.conftest import ROOT, settings_env, start_worker, wait_until
 from tests.frontier_servers import KEY, hangs, loopback, openai_answers, openai_server  # noqa: F401 - fixtures
 from tests.test_ingest import blank_pdf
@@ -208,13 +210,10 @@ def test_a_busy_worker_survives_a_redis_restart_and_the_lost_queue_is_recovered(
     client = make_app(settings).test_client()
     headers = {"Authorization": f"Bearer {make_key(settings=settings)}"}
     conn = Redis.from_url(server.url)
-    lock_engine = create_engine(settings.database_uri)
-    worker = None
+    lock = worker = None
     try:
         first, *queued = doc_ids = submit_all(client, headers, 4)
-        lock = lock_engine.connect()
-        tx = lock.begin()
-        lock.execute(text("SELECT id FROM documents WHERE id = :id FOR UPDATE"), {"id": first})
+        lock = RowLock(settings, first)
         worker = start_worker(settings, "--no-preload")
         wait_until(lambda: Queue(EXTRACTION, connection=conn).count == 3, timeout=90,
                    what="the worker to take the first job")
@@ -222,17 +221,17 @@ def test_a_busy_worker_survives_a_redis_restart_and_the_lost_queue_is_recovered(
 
         server.crash()
         server.start()
-        tx.rollback()
-        lock.close()
+        lock.release()
 
         wait_until(lambda: all_finished(settings, doc_ids), timeout=90, what="every document to finish")
         counts = assert_each_done_once(settings, doc_ids)
         assert [counts[doc_id]["extraction.requeued"] for doc_id in queued] == [1, 1, 1]
         assert worker.poll() is None, "the worker quit when Redis went away"
     finally:
+        if lock is not None:
+            lock.release()
         if worker is not None:
             stop(worker)
-        lock_engine.dispose()
         conn.close()
 
 
@@ -371,72 +370,67 @@ def started_jobs(conn: Redis) -> list[str]:
     return Queue(EXTRACTION, connection=conn).started_job_registry.get_job_ids()
 
 
-def test_sigterm_lets_a_worker_finish_its_job_and_take_no_other(fault_settings, redis_url, make_app, make_key):
-    settings = fault_settings(redis_url)
+@contextmanager
+def worker_mid_job(settings, make_app, make_key, count: int):
+    """*count* documents submitted and a real worker mid-way through the first, held on its row.
+
+    Yields the document ids, the worker and a list for the workers the test
+    starts after it; every one of them is stopped at the end.
+    """
     client = make_app(settings).test_client()
-    headers = {"Authorization": f"Bearer {make_key(settings=settings)}"}
-    current, waiting = submit_all(client, headers, 2)
-    conn = Redis.from_url(redis_url)
-    lock = RowLock(settings, current)
-    worker = start_worker(settings, "--no-preload")
-    second = None
+    doc_ids = submit_all(client, {"Authorization": f"Bearer {make_key(settings=settings)}"}, count)
+    conn = Redis.from_url(settings.redis_url)
+    lock = RowLock(settings, doc_ids[0])
+    workers = [start_worker(settings, "--no-preload")]
     try:
         wait_until(lambda: started_jobs(conn), timeout=90, what="the worker to start the first job")
-        time.sleep(0.5)
-        worker.send_signal(signal.SIGTERM)
-        time.sleep(1.0)
-        assert worker.poll() is None  # still in its job
+        time.sleep(0.5)  # blocked on the row lock, mid-job
+        yield doc_ids, lock, workers
+    finally:
         lock.release()
-        assert worker.wait(timeout=30) == 0
+        for worker in workers:
+            stop(worker)
+        conn.close()
+
+
+def test_sigterm_lets_a_worker_finish_its_job_and_take_no_other(fault_settings, redis_url, make_app, make_key):
+    settings = fault_settings(redis_url)
+    with worker_mid_job(settings, make_app, make_key, 2) as ((current, waiting), lock, workers):
+        workers[0].send_signal(signal.SIGTERM)
+        time.sleep(1.0)
+        assert workers[0].poll() is None  # still in its job
+        lock.release()
+        assert workers[0].wait(timeout=30) == 0
         assert document(settings, current).status == "done"
         assert document(settings, waiting).status == "queued"  # not started after the SIGTERM
 
-        second = start_worker(settings, "--no-preload")
+        workers.append(start_worker(settings, "--no-preload"))
         wait_until(lambda: document(settings, waiting).status in FINISHED, timeout=90, what="the next worker")
         assert_each_done_once(settings, [current, waiting])
-    finally:
-        lock.release()
-        stop(worker)
-        if second is not None:
-            stop(second)
-        conn.close()
 
 
 def test_a_second_sigterm_stops_the_job_and_puts_it_back_for_the_next_worker(fault_settings, redis_url, make_app,
                                                                               make_key):
     settings = fault_settings(redis_url)
-    client = make_app(settings).test_client()
-    headers = {"Authorization": f"Bearer {make_key(settings=settings)}"}
-    (doc_id,) = submit_all(client, headers, 1)
-    conn = Redis.from_url(redis_url)
-    lock = RowLock(settings, doc_id)
-    worker = start_worker(settings, "--no-preload")
-    second = None
-    try:
-        wait_until(lambda: started_jobs(conn), timeout=90, what="the worker to start the job")
-        time.sleep(0.5)
-        worker.send_signal(signal.SIGTERM)
+    with worker_mid_job(settings, make_app, make_key, 1) as ((doc_id,), lock, workers):
+        workers[0].send_signal(signal.SIGTERM)
         time.sleep(1.5)  # rq ignores a second signal within a second of the first
-        worker.send_signal(signal.SIGTERM)
+        workers[0].send_signal(signal.SIGTERM)
         time.sleep(0.5)
         lock.release()  # the retry is recorded on the document's row
-        assert worker.wait(timeout=30) == 0
+        assert workers[0].wait(timeout=30) == 0
+        conn = Redis.from_url(settings.redis_url)
         assert Queue(EXTRACTION, connection=conn).count == 1  # back in the queue, not waiting for a heartbeat
+        conn.close()
         doc = document(settings, doc_id)
-        assert doc.status == "queued" and "shut down" in doc.error
+        assert doc.status == "queued" and "shut down mid-job" in doc.error
 
-        second = start_worker(settings, "--no-preload")
+        workers.append(start_worker(settings, "--no-preload"))
         wait_until(lambda: document(settings, doc_id).status in FINISHED, timeout=90, what="the next worker")
         doc = document(settings, doc_id)
         assert doc.status == "done" and doc.error is None
         actions = audit_counts(settings, [doc_id])[doc_id]
         assert actions["extraction.retry"] == 1 and actions["extraction.done"] == 1
-    finally:
-        lock.release()
-        stop(worker)
-        if second is not None:
-            stop(second)
-        conn.close()
 
 
 def http(method: str, url: str, body: dict | None = None, headers: dict | None = None, timeout: float = 30):
@@ -601,5 +595,48 @@ def insert_scan(settings) -> str:
             session.add(doc)
             session.commit()
             return doc.id
+    finally:
+        database.dispose()
+
+
+# --- the sweep for lost jobs, in-process -----------------------------------------------
+
+
+def test_requeue_lost_documents_takes_only_documents_without_a_job_and_past_their_grace(settings, redis_conn):
+    """Young documents are being enqueued by the API; processing ones may still be in their worker's hands
+    until a job timeout has passed; one whose job Redis still has is not lost; a finished one is left alone."""
+    settings = settings.model_copy(update={"requeue_after_s": 60, "job_timeout_s": 300})
+    database = Database(settings.database_uri)
+    now = utcnow()
+    ages = {  # name: (status, seconds since the last change, job in Redis)
+        "lost_queued": ("queued", 61, False),
+        "young_queued": ("queued", 5, False),
+        "queued_with_job": ("queued", 3600, True),
+        "processing_within_timeout": ("processing", 300, False),
+        "lost_processing": ("processing", 60 + 300 + HEARTBEAT_SLACK_S + 1, False),
+        "done": ("done", 3600, False),
+    }
+    ids = {}
+    try:
+        with database.session() as session:
+            for name, (status, age, has_job) in ages.items():
+                doc = Document(doc_type="invoice", media_type="application/pdf", content_sha256="0" * 64,
+                               size_bytes=10, has_text_layer=False, status=status)
+                session.add(doc)
+                session.flush()
+                session.execute(update(Document).where(Document.id == doc.id)
+                                .values(updated_at=now - timedelta(seconds=age)))
+                ids[name] = doc.id
+                if has_job:
+                    enqueue_extraction(redis_conn, doc.id, settings)
+            session.commit()
+
+        requeued = requeue_lost_documents(redis_conn, database, settings)
+        assert sorted(requeued) == sorted([ids["lost_queued"], ids["lost_processing"]])
+        assert sorted(Queue(EXTRACTION, connection=redis_conn).get_job_ids()) == sorted(
+            extraction_job_id(ids[name]) for name in ("lost_queued", "lost_processing", "queued_with_job"))
+        assert document(settings, ids["lost_processing"]).status == "queued"
+        assert audit_counts(settings, [ids["lost_queued"]])[ids["lost_queued"]]["extraction.requeued"] == 1
+        assert requeue_lost_documents(redis_conn, database, settings) == []  # their jobs exist now
     finally:
         database.dispose()
