@@ -26,7 +26,7 @@ from redis.exceptions import RedisError
 from rq import Callback, Queue, Retry, SimpleWorker, get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from config.settings import Settings, get_settings
@@ -407,16 +407,23 @@ def requeue_lost_documents(connection: Redis, db: Database, settings: Settings) 
                     pipe.exists(Job.key_for(extraction_job_id(doc_id)))
                 found = pipe.execute()
             lost.extend(row for row, exists in zip(batch, found) if not exists)
+        requeued = []
         for doc_id, status in lost:
-            enqueue_extraction(connection, doc_id, settings)
-            doc = session.get(Document, doc_id)
-            doc.status = QUEUED
+            # The database first, and only while the document is as found (a worker that took it
+            # meanwhile keeps it); should the enqueue then fail, the next pass finds it again.
+            changed = session.execute(update(Document).where(Document.id == doc_id, Document.status == status)
+                                      .values(status=QUEUED, updated_at=utcnow()))
+            if changed.rowcount != 1:
+                session.rollback()
+                continue
             session.add(AuditEvent(actor="worker", action="extraction.requeued", document_id=doc_id,
                                    data={"job_id": extraction_job_id(doc_id), "was": status,
                                          "reason": "its job was gone from Redis"}))
             session.commit()
+            enqueue_extraction(connection, doc_id, settings)
+            requeued.append(doc_id)
             log.warning("document %s was %s but its job was gone from Redis; enqueued again", doc_id, status)
-    return [doc_id for doc_id, _ in lost]
+    return requeued
 
 
 # --- the worker --------------------------------------------------------------
