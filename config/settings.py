@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     # Jobs.
     job_timeout_s: int = 300
     job_retries: int = 3
+    # How often a worker cleans rq's registries and looks for documents whose job Redis lost.
+    maintenance_interval_s: int = 600
+    # A queued document whose job has been gone from Redis this long is enqueued again
+    # (a Redis restarted without persistence); a processing one waits a job timeout longer.
+    requeue_after_s: int = 60
 
     # Review UI.
     review_claim_minutes: int = 15  # how long a claimed document stays locked to its reviewer

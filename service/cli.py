@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import click
 from sqlalchemy import func, select
@@ -119,8 +120,9 @@ def worker(queues: tuple[str, ...], burst: bool, preload: bool) -> None:
         except ModelNotFound as exc:
             log.warning("%s; extraction jobs will fail until the model is built (make model)", exc)
     connection = connect_redis(settings)
+    worker = make_worker(connection, queues, maintenance_interval=settings.maintenance_interval_s)
     # The scheduler moves retries waiting out their backoff (webhook deliveries) back onto their queue.
-    make_worker(connection, queues).work(burst=burst, logging_level="INFO", with_scheduler=True)
+    worker.work(burst=burst, logging_level="INFO", with_scheduler=True)
 
 
 # --- docket run --------------------------------------------------------------
@@ -172,17 +174,51 @@ def run(host: str, port: int) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        for worker_proc in workers:
-            worker_proc.send_signal(signal.SIGTERM)
-        for worker_proc in workers:
-            try:
-                worker_proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker_proc.kill()
-                worker_proc.wait()
+        stop_workers(workers, settings.job_timeout_s)
         if server is not None:
             stop_embedded_redis(server)
         click.echo("stopped", err=True)
+
+
+COLD_STOP_S = 15  # after a cold shutdown, how long a worker gets to put its job back before it is killed
+
+
+def stop_workers(workers: list[subprocess.Popen], job_timeout_s: int) -> None:
+    """Stop the workers before the Redis they use: warm first, cold if that takes too long or is asked for.
+
+    SIGTERM is rq's warm shutdown: a worker finishes the job in hand (at most
+    a job timeout) and exits. A second SIGTERM or Ctrl-C to ``docket run``
+    meanwhile is passed on, which is rq's cold shutdown: the job stops and goes
+    back to the queue. A worker still there after that is killed.
+    """
+    def pass_on(_signum=None, _frame=None) -> None:
+        for proc in workers:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, pass_on)
+    signal.signal(signal.SIGINT, pass_on)
+    pass_on()
+    if wait_all(workers, job_timeout_s):
+        return
+    pass_on()  # taking longer than a job may: cold shutdown
+    if wait_all(workers, COLD_STOP_S):
+        return
+    for proc in workers:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def wait_all(procs: list[subprocess.Popen], timeout_s: float) -> bool:
+    """Wait up to *timeout_s* in all for every process to exit; whether they did."""
+    deadline = time.monotonic() + timeout_s
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            return False
+    return True
 
 
 for _command in [*CLIENTS_COMMANDS, *ENGINE_COMMANDS, *MODELS_COMMANDS, *STATS_COMMANDS, *USERS_COMMANDS]:

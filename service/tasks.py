@@ -18,12 +18,16 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Callback, Queue, Retry, SimpleWorker, get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from config.settings import Settings, get_settings
 from service.db import Database
@@ -156,18 +160,25 @@ def get_runtime() -> Runtime:
 # --- enqueueing --------------------------------------------------------------
 
 
+def extraction_job_id(document_id: str) -> str:
+    """A document's job id: one per document, so Redis can be asked whether that job still exists."""
+    return f"extract-{document_id}"
+
+
 def enqueue_extraction(connection: Redis, document_id: str, settings: Settings) -> Job:
     """Queue extraction of one document, with a timeout and retries.
 
     A job whose worker died (SIGKILL, a lost machine) is found by rq's
     maintenance once its heartbeat lapses (the job timeout plus a minute) and
     retried like a job that raised. The current request id goes with the job
-    (``meta``), so the worker's log lines for it carry the same id.
+    (``meta``), so the worker's log lines for it carry the same id. A job Redis
+    itself lost is found by :func:`requeue_lost_documents`.
     """
     queue = Queue(EXTRACTION, connection=connection)
     return queue.enqueue(
         process_document,
         document_id,
+        job_id=extraction_job_id(document_id),
         job_timeout=settings.job_timeout_s,
         retry=Retry(max=settings.job_retries) if settings.job_retries > 0 else None,
         on_failure=Callback(record_job_failure),
@@ -353,6 +364,8 @@ def escalate_document(session, runtime: Runtime, doc: Document, doc_type: Docume
 
 def describe_failure(exc: BaseException) -> str:
     """What went wrong, for a person: a timeout is named as such even when a later error hides it."""
+    if isinstance(exc, SystemExit):  # rq's cold shutdown (a second SIGTERM) stops the job where it is
+        return "SystemExit: the worker was shut down mid-job"
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, JobTimeoutException):
@@ -386,6 +399,60 @@ def record_job_failure(job: Job, connection: Redis, exc_type: type, exc: BaseExc
     log.warning("document %s: %s (%s)", document_id, message, "retrying" if retrying else "failed")
 
 
+# --- documents whose job was lost ---------------------------------------------
+
+REQUEUE_LOCK = "docket:requeue-lost-documents"
+EXISTS_BATCH = 500
+
+
+def requeue_lost_documents(connection: Redis, db: Database, settings: Settings) -> list[str]:
+    """Enqueue again every unfinished document whose job Redis no longer has; return their ids.
+
+    A Redis restarted without persistence comes back empty: the queued jobs
+    are gone, and nothing in rq knows they existed. The database still does,
+    so a worker's maintenance pass compares the two. A queued document counts
+    as lost once it has been without a job for ``requeue_after_s`` (a document
+    committed a moment ago is about to be enqueued by the API); a processing
+    one only after its job timeout as well, because its worker may still be
+    finishing it.
+    """
+    now = utcnow()
+    queued_before = now - timedelta(seconds=settings.requeue_after_s)
+    processing_before = queued_before - timedelta(seconds=settings.job_timeout_s + HEARTBEAT_SLACK_S)
+    with db.session() as session:
+        candidates = session.execute(
+            select(Document.id, Document.status).where(or_(
+                and_(Document.status == QUEUED, Document.updated_at < queued_before),
+                and_(Document.status == PROCESSING, Document.updated_at < processing_before),
+            )).order_by(Document.created_at)
+        ).all()
+        lost: list[tuple[str, str]] = []
+        for start in range(0, len(candidates), EXISTS_BATCH):
+            batch = candidates[start:start + EXISTS_BATCH]
+            with connection.pipeline(transaction=False) as pipe:
+                for doc_id, _ in batch:
+                    pipe.exists(Job.key_for(extraction_job_id(doc_id)))
+                found = pipe.execute()
+            lost.extend(row for row, exists in zip(batch, found) if not exists)
+        requeued = []
+        for doc_id, status in lost:
+            # The database first, and only while the document is as found (a worker that took it
+            # meanwhile keeps it); should the enqueue then fail, the next pass finds it again.
+            changed = session.execute(update(Document).where(Document.id == doc_id, Document.status == status)
+                                      .values(status=QUEUED, updated_at=utcnow()))
+            if changed.rowcount != 1:
+                session.rollback()
+                continue
+            session.add(AuditEvent(actor="worker", action="extraction.requeued", document_id=doc_id,
+                                   data={"job_id": extraction_job_id(doc_id), "was": status,
+                                         "reason": "its job was gone from Redis"}))
+            session.commit()
+            enqueue_extraction(connection, doc_id, settings)
+            requeued.append(doc_id)
+            log.warning("document %s was %s but its job was gone from Redis; enqueued again", doc_id, status)
+    return requeued
+
+
 # --- the worker --------------------------------------------------------------
 
 
@@ -412,6 +479,24 @@ class DocketWorker(SimpleWorker):
         if job.timeout and job.timeout > 0:
             return int(job.timeout - working_time) + HEARTBEAT_SLACK_S
         return super().get_heartbeat_ttl(job, working_time)
+
+    @property
+    def dequeue_timeout(self) -> int:
+        """An idle worker waits for a job no longer than its maintenance interval, so maintenance still runs."""
+        return max(1, min(self.worker_ttl - 15, self.maintenance_interval))
+
+    def run_maintenance_tasks(self) -> None:
+        """rq's cleaning, then (one extraction worker at a time) :func:`requeue_lost_documents`."""
+        super().run_maintenance_tasks()
+        if EXTRACTION not in self.queue_names():
+            return
+        runtime = get_runtime()
+        lock_s = max(int(self.maintenance_interval) - 1, 1)  # free again by the next pass
+        try:
+            if self.connection.set(REQUEUE_LOCK, self.name, nx=True, ex=lock_s):
+                requeue_lost_documents(self.connection, runtime.db, runtime.settings)
+        except (RedisError, SQLAlchemyError):
+            log.exception("could not look for documents whose job was lost; trying again next maintenance pass")
 
 
 def make_worker(connection: Redis, queues: tuple[str, ...] = QUEUES, **kwargs: Any) -> DocketWorker:

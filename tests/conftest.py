@@ -277,6 +277,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         DOCKET_LOG_FORMAT=settings.log_format,
         DOCKET_WEBHOOK_ALLOW_PRIVATE=str(settings.webhook_allow_private).lower(),
         DOCKET_WEBHOOK_RETRY_INTERVALS_S=json.dumps(settings.webhook_retry_intervals_s),
+        DOCKET_MAINTENANCE_INTERVAL_S=str(settings.maintenance_interval_s),
+        DOCKET_REQUEUE_AFTER_S=str(settings.requeue_after_s),
     )
     env.pop("DOCKET_MODEL_DIR", None)
     if settings.model_dir:
@@ -284,11 +286,12 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def start_worker(settings: Settings, *args: str, **popen) -> subprocess.Popen:
-    """A real `docket worker` process (*popen*: e.g. ``stderr=subprocess.PIPE`` to read its log)."""
+def start_worker(settings: Settings, *args: str, env: dict[str, str] | None = None, **popen) -> subprocess.Popen:
+    """A real `docket worker` process (*env*: more variables, for settings `settings_env` does not carry;
+    *popen*: e.g. ``stderr=subprocess.PIPE`` to read its log)."""
     return subprocess.Popen(
         [sys.executable, "-m", "service.cli", "worker", *args],
-        env=settings_env(settings),
+        env={**settings_env(settings), **(env or {})},
         cwd=ROOT,
         start_new_session=True,
         **popen,

@@ -55,8 +55,11 @@ class SubmitFile(BaseModel):
     file: BaseFile = Field(description="A PDF, plain text, an .eml e-mail or JSON {\"text\": ...}.")
 
 
+MAX_WAIT_S = 60  # the longest ?wait=; gunicorn.conf.py gives a request at least this long
+
+
 class SubmitQuery(BaseModel):
-    wait: float = Field(default=0, ge=0, le=60, description="Block up to this many seconds for the result.")
+    wait: float = Field(default=0, ge=0, le=MAX_WAIT_S, description="Block up to this many seconds for the result.")
 
 
 class IdempotencyHeaders(BaseModel):
