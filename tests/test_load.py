@@ -17,6 +17,17 @@ from tests.conftest import PG_URL
 TICKETS = 40
 
 
+def json_lines(path) -> tuple[list[dict], list[str]]:
+    """The JSON records of a log file, and any lines that are not JSON (written past Python's logging)."""
+    records, other = [], []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            other.append(line)
+    return records, other
+
+
 @pytest.mark.postgres
 def test_small_load_run_loses_nothing(tiny_model_dir, redis_url, tmp_path):
     config = LoadConfig(model_dir=tiny_model_dir, tickets=TICKETS, clients=8, web_workers=2, rq_workers=1,
@@ -28,8 +39,12 @@ def test_small_load_run_loses_nothing(tiny_model_dir, redis_url, tmp_path):
     assert report["metrics_counted"] == {"submits": TICKETS, "decodes": TICKETS, "routed": TICKETS}
     assert report["submit_ms"]["p50"] > 0 and report["completion_s"]["p95"] >= report["completion_s"]["p50"] > 0
 
-    web = [json.loads(line) for line in (tmp_path / "gunicorn.log").read_text().splitlines()]
-    worker = [json.loads(line) for line in (tmp_path / "worker-0.log").read_text().splitlines()]
+    web, web_native = json_lines(tmp_path / "gunicorn.log")
+    worker, _ = json_lines(tmp_path / "worker-0.log")
+    # Python's logging writes JSON only; native code writing to stderr itself cannot be made to. Once, on
+    # a loaded machine, a gunicorn worker aborted at shutdown inside a C++ library ("terminate called after
+    # throwing an instance of 'std::system_error'"), after every request had been answered.
+    assert all(not line.startswith(("{", "[")) for line in web_native)
     assert any(e["logger"] == "gunicorn.error" and e["message"].startswith("Booting worker") for e in web)
     posts = [e for e in web if e["logger"] == "service.observability" and e["message"].startswith("POST /v1/documents")]
     assert len(posts) == TICKETS and all(e["status"] == 202 for e in posts)
