@@ -30,14 +30,22 @@ from training.bootstrap import BootstrapConfig, run
 POLL_S = 1.0
 
 
+def finished_bar(losses: list[float]) -> None:
+    """A training bar drawn complete, from the loss curve the run kept (one point a step, thinned past 500)."""
+    bar = tqdm(total=len(losses), initial=len(losses), desc="training", unit="step", dynamic_ncols=True)
+    bar.set_postfix_str(f"loss {losses[-1]:.4f}")
+    bar.close()
+
+
 def follow(database: Database, run_id: int) -> str:
     """Show a run's stages, log lines and a progress bar until it ends; return its final status."""
     bar: tqdm | None = None
-    printed, stage = 0, None
+    printed, stage, bar_shown = 0, None, False
     while True:
         with database.session() as session:
             run_row = get_run(session, run_id)
             status, progress, log, error = run_row.status, dict(run_row.progress or {}), run_row.log or "", run_row.error
+            losses = list((run_row.metrics or {}).get("loss") or [])
         lines = log.splitlines()
         for line in lines[printed:]:
             (bar.write if bar else print)(line)
@@ -48,9 +56,13 @@ def follow(database: Database, run_id: int) -> str:
                 bar.update(bar.total - bar.n)
                 bar.close()
                 bar = None
+            elif not bar_shown and stage not in (None, "data", "train") and losses:
+                finished_bar(losses)  # training ended between two looks: show it done, not never
+                bar_shown = True
         if stage == "train" and progress.get("total"):
             if bar is None:
                 bar = tqdm(total=progress["total"], desc="training", unit="step", dynamic_ncols=True)
+                bar_shown = True
             bar.update(progress["step"] - bar.n)
             bar.set_postfix_str(f"loss {progress['loss']:.4f}, eta {int(progress.get('eta_s', 0)) // 60}m"
                                 f"{int(progress.get('eta_s', 0)) % 60:02d}s")
