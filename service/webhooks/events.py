@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis import Redis
-from rq import Queue, Retry, get_current_job
+from rq import Queue, Retry
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -186,13 +186,15 @@ def attach(database: Database, settings: Settings, connection: Redis | Callable[
 
 
 def worker_connection(settings: Settings) -> Callable[[], Redis]:
-    """Inside a job, the job's own Redis connection; elsewhere one connection made on first use."""
+    """One connection to the settings' Redis, made on first use.
+
+    Not the running job's own connection: which Redis an event goes to must
+    follow from the settings alone, never from whatever job context the
+    calling code happens to run in.
+    """
     made: list[Redis] = []
 
     def connection() -> Redis:
-        job = get_current_job()
-        if job is not None:
-            return job.connection
         if not made:
             made.append(connect_redis(settings))
         return made[0]
