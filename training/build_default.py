@@ -19,6 +19,7 @@ from pathlib import Path
 
 from config.settings import get_settings
 from service.extract.artifacts import DEFAULT_ADAPTER_DIR, default_model_dir, default_model_key
+from service.extract.engine import read_meta
 from training.base import BASE_ID, ensure_base
 from training.export import META_FILE, export_onnx
 from training.merge import merge_adapter
@@ -65,9 +66,7 @@ def adapter_of(model_dir: Path) -> Path | None:
     own = Path(model_dir) / ADAPTER_SUBDIR
     if (own / "adapter_model.safetensors").exists():
         return own
-    meta_path = Path(model_dir) / META_FILE
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    recorded = meta.get("adapter_sha256")
+    recorded = read_meta(model_dir).get("adapter_sha256")
     if recorded and (DEFAULT_ADAPTER_DIR / "adapter_model.safetensors").exists() and recorded == _dir_hash(DEFAULT_ADAPTER_DIR):
         return DEFAULT_ADAPTER_DIR
     return None

@@ -50,7 +50,7 @@ from service.evaluation import (
     summarize,
 )
 from service.extract.artifacts import resolve_model_dir
-from service.extract.engine import META_FILE, Engine
+from service.extract.engine import META_FILE, Engine, read_meta
 from service.extract.vocabulary import TokenVocabulary
 from service.ingest import IngestedDocument
 from service.models import ModelVersion, TrainingExample
@@ -144,9 +144,7 @@ def replay_sample(n: int, seed: int) -> list[TrainExample]:
 
 def starting_adapter(model_dir: Path, base_name: str) -> Path | None:
     """The adapter to continue: the active model's, if it was trained on the base this run trains on."""
-    meta_path = Path(model_dir) / META_FILE
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    if meta.get("base_model") != base_name:
+    if read_meta(model_dir).get("base_model") != base_name:
         return None
     return adapter_of(model_dir)
 
