@@ -96,6 +96,7 @@ class Settings(BaseSettings):
     # Learning loop (service.registry, training.retrain, training.gate).
     training_timeout_s: int = 3 * 3600  # a retraining run's job timeout
     gate_margin: float = 0.01  # the most any one field's golden-set accuracy may drop (0.01 = 1 point)
+    gate_min_labelled: int = 10  # golden values a field needs before its own drop can reject a candidate
     replay_examples: int = 100  # earlier training examples mixed into each retraining run (≈ 4 s a step on 2 cores)
 
     # Logs (service.logs): "text" for people at a terminal, "json" (one object a line) for production.

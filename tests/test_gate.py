@@ -72,5 +72,30 @@ def test_scores_come_from_evaluation_reports():
     assert good_scores.fields == {"ticket.category": (4, 4), "ticket.language": (4, 4)}
     assert half_scores.fields["ticket.category"] == (2, 4)
     assert judge(good_scores, half_scores).promote
-    worse = judge(half_scores, good_scores)
+    worse = judge(half_scores, good_scores, min_labelled=4)
     assert not worse.promote and any("ticket.category drops 50.00%" in r for r in worse.reasons)
+
+
+def test_a_field_with_too_few_golden_values_cannot_veto_on_its_own():
+    """The demonstration's case: amount_due 1/1 → 0/1 on a 3-document golden set, everything else better."""
+    candidate = scores(vendor_name=(8, 10), total=(9, 10), amount_due=(0, 1))
+    active = scores(vendor_name=(5, 10), total=(7, 10), amount_due=(1, 1))
+    decision = judge(candidate, active, margin=0.01, min_labelled=10)
+    assert decision.promote, decision.reasons
+    assert decision.comparison["too_few_to_judge"] == ["invoice.amount_due"]
+    assert decision.comparison["fields"]["invoice.amount_due"]["judged"] is False
+    assert decision.comparison["fields"]["invoice.total"]["judged"] is True
+    # The same drop on a field labelled often enough rejects.
+    assert not judge(candidate, active, margin=0.01, min_labelled=1).promote
+
+
+def test_a_field_labelled_often_enough_still_vetoes_and_the_small_one_still_counts_overall():
+    candidate = scores(total=(8, 10), amount_due=(0, 2))
+    active = scores(total=(10, 10), amount_due=(2, 2))
+    decision = judge(candidate, active, margin=0.01, min_labelled=10)
+    assert not decision.promote
+    assert any(r.startswith("invoice.total drops 20.00%") for r in decision.reasons)
+    assert not any("amount_due" in r for r in decision.reasons)
+    # Overall (8/12 against 12/12) is judged whatever the per-field sample sizes.
+    small = judge(scores(amount_due=(0, 2)), scores(amount_due=(2, 2)), min_labelled=10)
+    assert not small.promote and any("overall accuracy" in r for r in small.reasons)

@@ -274,7 +274,8 @@ def test_a_rejected_candidate_is_kept_with_its_comparison_and_never_served(sqlit
     settings = sqlite_settings
     add_examples(database, n_train=2, n_golden=2)
     active = activate_tiny(database, tiny_model_dir)
-    run_id = start_run(settings, database, {**TINY_RUN, "base_dir": str(tiny_base_dir), "margin": -0.5})
+    run_id = start_run(settings, database, {**TINY_RUN, "base_dir": str(tiny_base_dir), "margin": -0.5,
+                                                "min_labelled": 1})
     followed: dict[str, str] = {}  # `docket train` follows the run from a thread while the job runs
     follower = threading.Thread(target=lambda: followed.update(status=follow(database, run_id)))
     follower.start()

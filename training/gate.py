@@ -5,6 +5,11 @@ from training). The candidate passes when
 
   * its overall field accuracy is at least the active model's, and
   * no field's accuracy drops by more than ``margin`` (default 0.01 = 1 point);
+    a field is judged on its own only when the golden set labels it at least
+    ``min_labelled`` times (default 10), because on a handful of values one
+    answer moves the accuracy by tens of points: 1/1 → 0/1 is a "100-point
+    drop" that says nothing about the model. Such fields still count in the
+    overall accuracy, and the comparison lists them as too few to judge;
 
 and, for each guard suite given (the evaluation splits of ../shared/data),
 its overall accuracy drops by no more than ``margin``. Otherwise it is
@@ -71,11 +76,16 @@ class GateDecision:
         return {"decision": "promote" if self.promote else "reject", "reasons": self.reasons, **self.comparison}
 
 
+MIN_LABELLED = 10  # golden values a field needs before its own drop can veto a candidate
+
+
 def judge(candidate: Scores, active: Scores | None, margin: float = 0.01,
-          guards: dict[str, tuple[Scores, Scores]] | None = None) -> GateDecision:
+          guards: dict[str, tuple[Scores, Scores]] | None = None,
+          min_labelled: int = MIN_LABELLED) -> GateDecision:
     """Compare *candidate* with *active* on the golden set (and *guards*: name → (candidate, active))."""
     reasons: list[str] = []
     fields: dict[str, Any] = {}
+    too_few: list[str] = []
     if candidate.overall is None:
         reasons.append("the golden set is empty: approve more documents before retraining can be judged")
     elif active is not None and active.overall is not None:
@@ -84,9 +94,13 @@ def judge(candidate: Scores, active: Scores | None, margin: float = 0.01,
         for name in sorted(set(candidate.fields) | set(active.fields)):
             before, after = active.accuracy(name), candidate.accuracy(name)
             delta = None if before is None or after is None else after - before
+            labelled = min(candidate.fields.get(name, (0, 0))[1], active.fields.get(name, (0, 0))[1])
+            judged = labelled >= min_labelled
             fields[name] = {"active": before, "candidate": after, "delta": delta,
-                            "labelled": candidate.fields.get(name, (0, 0))[1]}
-            if delta is not None and -delta > margin + EPSILON:
+                            "labelled": candidate.fields.get(name, (0, 0))[1], "judged": judged}
+            if not judged:
+                too_few.append(name)
+            elif delta is not None and -delta > margin + EPSILON:
                 reasons.append(f"{name} drops {-delta:.2%} ({before:.2%} → {after:.2%}), more than the {margin:.2%} allowed")
     guard_out: dict[str, Any] = {}
     for name, (cand, act) in (guards or {}).items():
@@ -96,6 +110,8 @@ def judge(candidate: Scores, active: Scores | None, margin: float = 0.01,
             reasons.append(f"{name}: overall accuracy drops {-delta:.2%}, more than the {margin:.2%} allowed")
     comparison = {
         "margin": margin,
+        "min_labelled": min_labelled,
+        "too_few_to_judge": too_few,
         "overall": {"active": active.overall if active else None, "candidate": candidate.overall,
                     "labelled": candidate.labelled},
         "fields": fields,

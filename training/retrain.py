@@ -92,6 +92,7 @@ class RetrainConfig:
     base_dir: str | None = None  # None: the SmolLM2 base; tests pass a tiny llama folder
     max_new_tokens: int | None = None  # for evaluation; None: the settings' cap
     margin: float | None = None  # None: settings.gate_margin
+    min_labelled: int | None = None  # None: settings.gate_min_labelled
 
     @classmethod
     def from_params(cls, params: dict[str, Any], settings: Settings) -> RetrainConfig:
@@ -322,7 +323,8 @@ def retrain(session: Session, settings: Settings, run_id: int, cfg: RetrainConfi
             guards[f"shared:{name}"] = (Scores.from_reports([cand_shared[name]]), Scores.from_reports([act_shared[name]]))
             shared[name] = {"candidate": cand_shared[name].to_dict(), "active": act_shared[name].to_dict()}
     margin = cfg.margin if cfg.margin is not None else settings.gate_margin
-    decision = judge(cand_scores, act_scores, margin, guards)
+    min_labelled = cfg.min_labelled if cfg.min_labelled is not None else settings.gate_min_labelled
+    decision = judge(cand_scores, act_scores, margin, guards, min_labelled)
     report.log(f"gate: {'promote' if decision.promote else 'reject'} " + "; ".join(decision.reasons))
 
     metrics = {
