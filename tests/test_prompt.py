@@ -66,6 +66,36 @@ def test_target_tokenization_round_trips_and_respects_the_schema(tiny_model_dir:
         tokenize_target(text.replace('"total"', '"totl"'), vocab, index)
 
 
+def test_string_values_are_tokenized_as_the_document_spells_them(tiny_model_dir: Path):
+    """A copied value must be the same tokens in the target as in the document, or training teaches not to copy."""
+    from service.extract.engine import load_index
+    from service.extract.vocabulary import TokenVocabulary
+
+    vocab = TokenVocabulary.from_file(tiny_model_dir / "tokenizer.json")
+    doc_type = DOC_TYPES["invoice"]
+    index = load_index(doc_type, vocab, tiny_model_dir.parent / "ic")
+    names = ["Salzplatz 470, 74163 Tecklenburg", "Roosenboom & van den Assem", "Zobel Bien e.V."]
+    target = {"vendor_name": names[2], "vendor_address": names[0], "buyer_name": names[1]}
+    text, _ = render_target(doc_type, target)
+    ids = tokenize_target(text, vocab, index)
+    assert vocab.decode_bytes(ids).decode("utf-8") == text
+    for name in names:
+        natural = vocab.encode(name)
+        assert any(ids[i : i + len(natural)] == natural for i in range(len(ids))), name
+    # Longest match would have spelled at least one of them differently (else this test proves nothing).
+    assert any(_longest_match(vocab, name) != vocab.encode(name) for name in names)
+
+
+def _longest_match(vocab, text: str) -> list[int]:
+    data, pos, out = text.encode(), 0, []
+    while pos < len(data):
+        size = next(n for n in range(min(vocab.max_token_bytes, len(data) - pos), 0, -1)
+                    if data[pos : pos + n] in vocab.ids_by_bytes)
+        out.append(vocab.ids_by_bytes[data[pos : pos + size]])
+        pos += size
+    return out
+
+
 def test_value_spans_point_at_each_value():
     out = '{"a":"x, \\"y\\"","b":null,"c":[{"d":"1"},{"d":"2"}],"e":[]}'.encode()
     spans = value_spans(out)

@@ -134,7 +134,12 @@ class Decoder:
         return quote >= 0 and len(out_bytes) - quote - 1 > self.value_limit_bytes
 
     def _propose(self, out_bytes: bytearray, state: int, source: bytes) -> list[int]:
-        """Tokens that would continue the string value being written, copied from the document."""
+        """Tokens that would continue the string value being written, copied from the document.
+
+        The continuation is spelled the way the tokenizer spells it (as the
+        model was trained to copy values), or by longest match where that
+        spelling does not line up with the bytes or the schema.
+        """
         if self.speculate_tokens <= 0 or not source:
             return []
         quote = out_bytes.rfind(b'"')
@@ -145,7 +150,19 @@ class Decoder:
         if at < 0:
             return []
         rest = source[at + len(written) : at + len(written) + 64]
+        return self._spell(rest, state, natural=True) or self._spell(rest, state, natural=False)
+
+    def _spell(self, rest: bytes, state: int, natural: bool) -> list[int]:
         vocab, tokens, pos = self.table.vocab, [], 0
+        if natural:
+            for tok in vocab.encode(rest.decode("utf-8", errors="ignore")):
+                piece = vocab.token_bytes[tok] or b""
+                nxt = self.table.next_state(state, tok)
+                if len(tokens) >= self.speculate_tokens or nxt is None or rest[pos : pos + len(piece)] != piece:
+                    break
+                tokens.append(tok)
+                state, pos = nxt, pos + len(piece)
+            return tokens
         while len(tokens) < self.speculate_tokens and pos < len(rest):
             for size in range(min(vocab.max_token_bytes, len(rest) - pos), 0, -1):
                 tok = vocab.ids_by_bytes.get(rest[pos : pos + size])

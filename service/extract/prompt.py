@@ -3,9 +3,10 @@
 The model sees a compacted document (layout-mode whitespace runs cost tokens
 and time) inside a short chat prompt, and writes compact JSON in the schema's
 key order. Training renders its targets with :func:`render_target` and
-tokenizes them with :func:`tokenize_target`, which follows the same
-longest-allowed-token rule the decoder's jump-forward uses, so the model is
-trained on exactly the token sequences it will be asked to continue.
+tokenizes them with :func:`tokenize_target`: the structure by the same
+longest-allowed-token rule the decoder's jump-forward uses, string values in
+the tokens the document itself is written in, so the model is trained on the
+token sequences it will be asked to continue and copy.
 """
 
 from __future__ import annotations
@@ -126,28 +127,69 @@ def render_target(doc_type: DocumentType, target: dict[str, Any], labelled: set[
     return "".join(parts), masked
 
 
-def tokenize_target(text: str, vocab, index) -> list[int]:
-    """Token ids for *text* by the longest token the index allows at each step.
+def string_value_spans(text: str) -> list[tuple[int, int]]:
+    """Byte spans of the contents of the string *values* (not keys) in compact JSON *text*."""
+    data = text.encode("utf-8")
+    spans, i = [], 0
+    while i < len(data):
+        if data[i : i + 1] != b'"':
+            i += 1
+            continue
+        start = j = i + 1
+        while data[j : j + 1] != b'"':
+            j += 2 if data[j : j + 1] == b"\\" else 1
+        if data[j + 1 : j + 2] != b":":
+            spans.append((start, j))
+        i = j + 1
+    return spans
 
-    This is the tokenization the decoder produces where the schema forces the
-    text (jump-forward takes the longest allowed token) and the one the model
-    is trained to produce where it chooses.
+
+def tokenize_target(text: str, vocab, index) -> list[int]:
+    """Token ids for *text*: string values as the tokenizer writes them, the rest by the longest allowed token.
+
+    The structure (keys, quotes, punctuation) follows the longest-allowed-token
+    rule, which is what the decoder's jump-forward produces where the schema
+    forces the text. A string value's contents are tokenized the way the
+    tokenizer tokenizes them in the document itself: the model copies values
+    from the document, and a target spelled in other tokens (greedy longest
+    match splits " Tecklenburg" as " Tec|kl|enburg", the document as
+    " Te|ck|len|burg") teaches it that copying is wrong. Where such a token is
+    not allowed (an escape, a pattern), the value falls back to longest match.
     """
     data = text.encode("utf-8")
-    ids_by_bytes, longest = vocab.ids_by_bytes, vocab.max_token_bytes
     state, pos, out = index.get_initial_state(), 0, []
-    while pos < len(data):
-        for size in range(min(longest, len(data) - pos), 0, -1):
-            tok = ids_by_bytes.get(data[pos : pos + size])
-            if tok is None:
-                continue
+
+    def longest(until: int) -> None:
+        nonlocal state, pos
+        ids_by_bytes, most = vocab.ids_by_bytes, vocab.max_token_bytes
+        while pos < until:
+            for size in range(min(most, until - pos), 0, -1):
+                tok = ids_by_bytes.get(data[pos : pos + size])
+                if tok is None:
+                    continue
+                nxt = index.get_next_state(state, tok)
+                if nxt is not None:
+                    out.append(tok)
+                    state, pos = nxt, pos + size
+                    break
+            else:
+                raise ValueError(f"target is not allowed by the schema at byte {pos}: {data[pos:pos + 40]!r}")
+
+    def natural(until: int) -> None:
+        nonlocal state, pos
+        for tok in vocab.encode(data[pos:until].decode("utf-8")):
+            piece = vocab.token_bytes[tok] or b""
             nxt = index.get_next_state(state, tok)
-            if nxt is not None:
-                out.append(tok)
-                state, pos = nxt, pos + size
+            if nxt is None or data[pos : pos + len(piece)] != piece:
                 break
-        else:
-            raise ValueError(f"target is not allowed by the schema at byte {pos}: {data[pos:pos + 40]!r}")
+            out.append(tok)
+            state, pos = nxt, pos + len(piece)
+        longest(until)
+
+    for start, end in string_value_spans(text):
+        longest(start)
+        natural(end)
+    longest(len(data))
     if not index.is_final_state(state):
         raise ValueError("target ends before the schema is complete")
     return out
