@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 DOCKET := $(VENV)/bin/docket
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test install model services chromium bench-load
+.PHONY: run test install model services chromium bench-load bench-quant
 
 # --- set-up ------------------------------------------------------------------
 
@@ -62,3 +62,7 @@ test: install services model chromium
 # gunicorn + rq workers on PostgreSQL and Redis under 50 clients (benchmarks/load.py; BENCH_ARGS="--tickets 200 ...").
 bench-load: install services model
 	$(PY) -m benchmarks.load $(BENCH_ARGS)
+
+# Each int8 recipe against fp32 on the same invoices, teacher-forced (benchmarks/quantization.py).
+bench-quant: install model
+	$(PY) -m benchmarks.quantization $(BENCH_ARGS)

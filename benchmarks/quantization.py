@@ -1,0 +1,121 @@
+"""How much each int8 recipe changes the model, side by side in one run, against fp32.
+
+For invoices of the synthetic generator (bootstrap families and the held-out
+one), the target JSON is fed teacher-forced and the top token at every target
+position is compared with the fp32 model's: a changed top token is, in
+greedy decoding, a changed output. Also reported: KL divergence from fp32,
+prefill time over the documents, one decode step's time, and file size.
+
+    python -m benchmarks.quantization [--fp32 MODEL_DIR] [--docs 5]
+
+MODEL_DIR is an fp32 model folder (``python -m training.build_default --fp32``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from config.settings import get_settings
+from service.extract.engine import Engine, load_index
+from service.extract.prompt import build_prompt, fit_to_budget, render_target, tokenize_target
+from service.extract.session import ModelSession
+from training import synth
+
+
+def recipes():
+    """name → function(fp32 path, out path) writing a quantized model."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    from training.export import quantize_weights
+
+    def dynamic(per_channel: bool):
+        return lambda src, dst: quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=per_channel)
+
+    def nbits(block: int, level: int | None):
+        def run(src, dst):
+            q = MatMulNBitsQuantizer(onnx.load(str(src)), bits=8, block_size=block, is_symmetric=True, accuracy_level=level)
+            q.process()
+            q.model.save_model_to_file(str(dst), use_external_data_format=False)
+        return run
+
+    return {
+        "dynamic int8, per tensor (before)": dynamic(False),
+        "dynamic int8, per channel": dynamic(True),
+        "weight-only int8, blocks of 32, fp32 compute": nbits(32, None),
+        "weight-only int8, blocks of 32, int8 compute (shipped)": quantize_weights,
+    }
+
+
+def sequences(engine: Engine, docs: int) -> list[tuple[list[int], list[int]]]:
+    doc_type, vocab = engine.doc_types["invoice"], engine.vocab
+    index = load_index(doc_type, vocab, Path(tempfile.mkdtemp(prefix="docket-qidx-")))
+    examples = list(synth.generate_invoices(docs, 4242, keep_pdf=False))
+    examples += list(synth.generate_invoices(max(1, docs // 2), 9001, families=[synth.HELD_OUT_FAMILY], keep_pdf=False))
+    out = []
+    for ex in examples:
+        fitted = fit_to_budget(ex.text.split("\f"), engine.count_tokens, engine.settings.max_prompt_tokens)
+        target, _ = render_target(doc_type, ex.target)
+        out.append((vocab.encode(build_prompt(doc_type, fitted.text)), tokenize_target(target, vocab, index)))
+    return out
+
+
+def target_rows(session: ModelSession, seqs) -> tuple[list[np.ndarray], float]:
+    started, rows = time.perf_counter(), []
+    for prompt, target in seqs:
+        logits, _ = session.forward(prompt + target, session.empty_cache(), keep=len(target) + 1)
+        rows.append(logits[:-1])
+    return rows, time.perf_counter() - started
+
+
+def step_ms(session: ModelSession, seqs, steps: int = 40) -> float:
+    prompt, target = seqs[0]
+    _, cache = session.forward(prompt, session.empty_cache(), keep=1)
+    started = time.perf_counter()
+    for tok in target[:steps]:
+        _, cache = session.forward([tok], cache, keep=1)
+    return (time.perf_counter() - started) / min(steps, len(target)) * 1000
+
+
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max(axis=1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=1, keepdims=True))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fp32", type=Path, default=None, help="fp32 model folder (default: the default model's -fp32 build)")
+    parser.add_argument("--docs", type=int, default=4)
+    args = parser.parse_args()
+    if args.fp32 is None:
+        from training.build_default import build_default
+        args.fp32 = build_default(fp32=True)
+    engine = Engine(args.fp32, get_settings())
+    seqs = sequences(engine, args.docs)
+    reference, ref_s = target_rows(engine.session, seqs)
+    positions = sum(len(t) for _, t in seqs)
+    print(f"{len(seqs)} invoices, {positions} target positions; fp32: prefill {ref_s:.1f} s, "
+          f"step {step_ms(engine.session, seqs):.1f} ms, {(args.fp32 / 'model.onnx').stat().st_size / 2**20:.0f} MB")
+    print(f"{'recipe':58} {'top-1 = fp32':>12} {'KL':>7} {'prefill':>8} {'step':>8} {'size':>7}")
+    work = Path(tempfile.mkdtemp(prefix="docket-quant-"))
+    for i, (name, make) in enumerate(recipes().items()):
+        path = work / f"q{i}.onnx"
+        make(args.fp32 / "model.onnx", path)
+        session = ModelSession(path)
+        rows, seconds = target_rows(session, seqs)
+        agree = np.mean(np.concatenate([a.argmax(1) == b.argmax(1) for a, b in zip(rows, reference)]))
+        kl = np.mean(np.concatenate([(np.exp(log_softmax(b)) * (log_softmax(b) - log_softmax(a))).sum(1)
+                                     for a, b in zip(rows, reference)]))
+        print(f"{name:58} {agree:12.2%} {kl:7.4f} {seconds:7.1f}s {step_ms(session, seqs):6.1f}ms "
+              f"{path.stat().st_size / 2**20:5.0f}MB", flush=True)
+        path.unlink()
+
+
+if __name__ == "__main__":
+    main()
