@@ -12,7 +12,7 @@ Everything runs in this process against its own var folder (SQLite and an
 embedded Redis unless DOCKET_REDIS_URL is set), so it never touches a real
 deployment. The report (JSON and text) goes to ``--out``.
 
-Usage: python -m training.demo_learning [--fresh 50] [--approve 40] [--eval-shared 60] [--out artifacts/demo-learning]
+Usage: python -m training.demo_learning [--fresh 50] [--approve 50] [--eval-shared 60] [--out artifacts/demo-learning]
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from service import db, registry, tasks
 from service.app import create_app
 from service.auth import create_api_key
 from service.doctypes import load_document_types
+from service.extract.engine import Engine
 from service.evaluation import Example, clean_label, summarize
 from service.models import DONE, Document, TrainingRun, User
 from service.queue import EXTRACTION, TRAINING, connect_redis
@@ -44,7 +45,7 @@ from training.synth import HELD_OUT_FAMILY, generate_invoices
 # --- config ------------------------------------------------------------------
 FRESH = 50  # documents measured before and after (never submitted)
 FRESH_SEED = 9001
-APPROVE = 40  # documents submitted through the API and approved
+APPROVE = 50  # documents submitted through the API and approved (about 10 of them golden)
 APPROVE_SEED = 9101
 EVAL_SHARED = 60  # documents per ../shared/data evaluation split in the gate's guard
 REVIEWER = "demo-reviewer@example.com"
@@ -59,10 +60,10 @@ class DemoConfig:
     retrain: dict[str, Any] = field(default_factory=dict)  # extra RetrainConfig params (tests: a tiny base)
 
 
-def accuracy_on(settings: Settings, database: db.Database, documents: list) -> dict[str, Any]:
-    """Field accuracy of the model the registry serves now, on *documents* (synth Examples)."""
+def accuracy_on(settings: Settings, database: db.Database, documents: list, model_dir: Path | None = None) -> dict[str, Any]:
+    """Field accuracy on *documents* (synth Examples) of the model the registry serves now, or of *model_dir*."""
     doc_type = load_document_types(settings.schema_dir)["invoice"]
-    engine = tasks.get_engine(settings, database)
+    engine = tasks.get_engine(settings, database) if model_dir is None else Engine(model_dir, settings)
     extract = extractor(engine)
     records = []
     for ex in documents:
@@ -135,15 +136,21 @@ def run_demo(settings: Settings, cfg: DemoConfig, out: Path) -> dict[str, Any]:
         gate = (run.metrics or {}).get("gate", {})
         result_run = {"id": run.id, "status": run.status, "error": run.error, "version": run.output_model_version,
                       "decision": gate.get("decision"), "reasons": gate.get("reasons"), "guards": gate.get("guards"),
-                      "golden": gate.get("overall"), "minutes": round(train_minutes, 1)}
+                      "golden": gate.get("overall"), "too_few_to_judge": gate.get("too_few_to_judge"),
+                      "minutes": round(train_minutes, 1)}
         active = registry.active_version(session)
+        candidate = registry.get_version(session, run.output_model_version) if run.output_model_version else None
+        candidate_dir = Path(candidate.path) if candidate and candidate.status != "active" else None
     tasks._WATCHES.clear()  # measure the served model now, not in two seconds
     after = accuracy_on(settings, database, fresh)
     print(f"after: {after['model']} {after['overall']:.1%}; run {result_run}", flush=True)
+    # A rejected candidate is never served; measure it anyway, so the report says what the gate turned down.
+    rejected = accuracy_on(settings, database, fresh, candidate_dir) if candidate_dir else None
     report = {
         "config": asdict(cfg),
         "before": before,
         "after": after,
+        "rejected_candidate": rejected,
         "approvals": counts,
         "run": result_run,
         "active": active.version if active else None,
