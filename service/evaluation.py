@@ -186,6 +186,9 @@ def _fold_enum(text: str) -> str:
     return re.sub(r"[\s\-_]+", "_", text.strip().casefold())
 
 
+_ID_MARK = re.compile(r"^#\s*")
+
+
 def _looks_like_id(text: str) -> bool:
     return " " not in text and any(c.isdigit() for c in text)
 
@@ -198,6 +201,7 @@ def _strings_match(predicted: str, expected: str) -> bool:
     got, want = _fold_text(predicted), _fold_text(expected)
     if got == want:
         return True
+    got, want = _ID_MARK.sub("", got), _ID_MARK.sub("", want)  # "# 123" and "#123" are "123"
     return _looks_like_id(got) and _looks_like_id(want) and _fold_id(got) == _fold_id(want)
 
 

@@ -92,6 +92,8 @@ def test_ece_known_answers():
         (INVOICE, "vendor_name", "BOOK TA K", "BOOK TA .K", False),
         (INVOICE, "currency", "usd", "USD", True),
         (INVOICE, "invoice_number", "BLR_WFLD20151000982590", "#BLR_WFLD20151000982590", True),
+        (INVOICE, "invoice_number", "# invoice_number_1", "invoice_number_1", True),
+        (INVOICE, "invoice_number", "# 1", "invoice_number_1", False),
         (TICKET, "invoice_id", "85632", "#85632", True),
         (TICKET, "invoice_id", "108", "#00108", True),
         (TICKET, "order_id", "00123842", "123842", True),

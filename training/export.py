@@ -72,9 +72,12 @@ QUANTIZATION = {"method": "MatMulNBits weight-only", "bits": 8, "block_size": 32
 
 def quantize_weights(fp32_path: Path, out_path: Path) -> None:
     """Every MatMul weight to int8 in blocks of ``block_size``; activations stay fp32 between ops."""
+    import logging
+
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
+    logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)  # a line per MatMul
     quantizer = MatMulNBitsQuantizer(
         onnx.load(str(fp32_path), load_external_data=True),
         bits=QUANTIZATION["bits"],
