@@ -86,6 +86,14 @@ def test_string_values_are_tokenized_as_the_document_spells_them(tiny_model_dir:
     assert any(_longest_match(vocab, name) != vocab.encode(name) for name in names)
 
 
+def test_value_spans_skip_keys_and_escapes_and_end_on_an_unterminated_string():
+    from service.extract.prompt import string_value_spans
+
+    text = '{"a":"x\\"y","b":null,"c":[{"d":"1"}],"e":"open'
+    data = text.encode()
+    assert [data[a:b] for a, b in string_value_spans(text)] == [b'x\\"y', b"1", b"open"]
+
+
 def _longest_match(vocab, text: str) -> list[int]:
     data, pos, out = text.encode(), 0, []
     while pos < len(data):

@@ -150,32 +150,9 @@ class Decoder:
         if at < 0:
             return []
         rest = source[at + len(written) : at + len(written) + 64]
-        return self._spell(rest, state, natural=True) or self._spell(rest, state, natural=False)
-
-    def _spell(self, rest: bytes, state: int, natural: bool) -> list[int]:
-        vocab, tokens, pos = self.table.vocab, [], 0
-        if natural:
-            for tok in vocab.encode(rest.decode("utf-8", errors="ignore")):
-                piece = vocab.token_bytes[tok] or b""
-                nxt = self.table.next_state(state, tok)
-                if len(tokens) >= self.speculate_tokens or nxt is None or rest[pos : pos + len(piece)] != piece:
-                    break
-                tokens.append(tok)
-                state, pos = nxt, pos + len(piece)
-            return tokens
-        while len(tokens) < self.speculate_tokens and pos < len(rest):
-            for size in range(min(vocab.max_token_bytes, len(rest) - pos), 0, -1):
-                tok = vocab.ids_by_bytes.get(rest[pos : pos + size])
-                if tok is None:
-                    continue
-                nxt = self.table.next_state(state, tok)
-                if nxt is not None:
-                    tokens.append(tok)
-                    state, pos = nxt, pos + size
-                    break
-            else:
-                break
-        return tokens
+        vocab, most = self.table.vocab, self.speculate_tokens
+        tokens, _, _ = vocab.spell(rest, state, self.table.next_state, natural=True, max_tokens=most)
+        return tokens or vocab.spell(rest, state, self.table.next_state, natural=False, max_tokens=most)[0]
 
     def decode(self, prompt_ids: list[int], max_new_tokens: int, source: bytes = b"", speculate: bool = True, jump_forward: bool = True) -> DecodeResult:
         table, session = self.table, self.session

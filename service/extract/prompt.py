@@ -136,7 +136,7 @@ def string_value_spans(text: str) -> list[tuple[int, int]]:
             i += 1
             continue
         start = j = i + 1
-        while data[j : j + 1] != b'"':
+        while j < len(data) and data[j : j + 1] != b'"':
             j += 2 if data[j : j + 1] == b"\\" else 1
         if data[j + 1 : j + 2] != b":":
             spans.append((start, j))
@@ -159,37 +159,20 @@ def tokenize_target(text: str, vocab, index) -> list[int]:
     data = text.encode("utf-8")
     state, pos, out = index.get_initial_state(), 0, []
 
-    def longest(until: int) -> None:
+    def spell(until: int, natural: bool) -> None:
         nonlocal state, pos
-        ids_by_bytes, most = vocab.ids_by_bytes, vocab.max_token_bytes
-        while pos < until:
-            for size in range(min(most, until - pos), 0, -1):
-                tok = ids_by_bytes.get(data[pos : pos + size])
-                if tok is None:
-                    continue
-                nxt = index.get_next_state(state, tok)
-                if nxt is not None:
-                    out.append(tok)
-                    state, pos = nxt, pos + size
-                    break
-            else:
-                raise ValueError(f"target is not allowed by the schema at byte {pos}: {data[pos:pos + 40]!r}")
+        tokens, state, used = vocab.spell(data[pos:until], state, index.get_next_state, natural)
+        out.extend(tokens)
+        pos += used
 
-    def natural(until: int) -> None:
-        nonlocal state, pos
-        for tok in vocab.encode(data[pos:until].decode("utf-8")):
-            piece = vocab.token_bytes[tok] or b""
-            nxt = index.get_next_state(state, tok)
-            if nxt is None or data[pos : pos + len(piece)] != piece:
-                break
-            out.append(tok)
-            state, pos = nxt, pos + len(piece)
-        longest(until)
-
-    for start, end in string_value_spans(text):
-        longest(start)
-        natural(end)
-    longest(len(data))
+    for start, end in [*string_value_spans(text), (len(data), len(data))]:
+        spell(start, natural=False)
+        if pos < start:
+            raise ValueError(f"target is not allowed by the schema at byte {pos}: {data[pos:pos + 40]!r}")
+        spell(end, natural=True)
+        spell(end, natural=False)
+        if pos < end:
+            raise ValueError(f"target is not allowed by the schema at byte {pos}: {data[pos:pos + 40]!r}")
     if not index.is_final_state(state):
         raise ValueError("target ends before the schema is complete")
     return out

@@ -88,6 +88,40 @@ class TokenVocabulary:
                 mapping.setdefault(b, []).append(idx)
         return Vocabulary(self.eos_id, mapping)
 
+    def spell(self, data: bytes, state: int, next_state, natural: bool,
+              max_tokens: int | None = None) -> tuple[list[int], int, int]:
+        """Tokens for the longest prefix of *data* the schema allows from *state*: (tokens, state, bytes used).
+
+        *next_state(state, token)* is the schema's transition (None: not
+        allowed). ``natural`` spells the text as the tokenizer does, which is
+        how the document in the prompt is spelled; otherwise each step takes
+        the longest allowed token, as jump-forward does. Stops where the
+        schema refuses, where a natural token does not line up with the bytes,
+        or at *max_tokens*.
+        """
+        tokens: list[int] = []
+        pos, limit = 0, len(data) if max_tokens is None else max_tokens
+        if natural:
+            for tok in self.encode(data.decode("utf-8", errors="ignore")):
+                piece = self.token_bytes[tok] or b""
+                nxt = next_state(state, tok) if len(tokens) < limit else None
+                if nxt is None or data[pos : pos + len(piece)] != piece:
+                    break
+                tokens.append(tok)
+                state, pos = nxt, pos + len(piece)
+            return tokens, state, pos
+        while pos < len(data) and len(tokens) < limit:
+            for size in range(min(self.max_token_bytes, len(data) - pos), 0, -1):
+                tok = self.ids_by_bytes.get(data[pos : pos + size])
+                nxt = None if tok is None else next_state(state, tok)
+                if nxt is not None:
+                    tokens.append(tok)
+                    state, pos = nxt, pos + size
+                    break
+            else:
+                break
+        return tokens, state, pos
+
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False).ids
 
