@@ -29,26 +29,17 @@ from training import synth
 
 def recipes():
     """name → function(fp32 path, out path) writing a quantized model."""
-    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
-    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
     from training.export import quantize_weights
 
     def dynamic(per_channel: bool):
         return lambda src, dst: quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=per_channel)
 
-    def nbits(block: int, level: int | None):
-        def run(src, dst):
-            q = MatMulNBitsQuantizer(onnx.load(str(src)), bits=8, block_size=block, is_symmetric=True, accuracy_level=level)
-            q.process()
-            q.model.save_model_to_file(str(dst), use_external_data_format=False)
-        return run
-
     return {
         "dynamic int8, per tensor (before)": dynamic(False),
         "dynamic int8, per channel": dynamic(True),
-        "weight-only int8, blocks of 32, fp32 compute": nbits(32, None),
+        "weight-only int8, blocks of 32, fp32 compute": lambda src, dst: quantize_weights(src, dst, accuracy_level=None),
         "weight-only int8, blocks of 32, int8 compute (shipped)": quantize_weights,
     }
 

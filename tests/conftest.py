@@ -158,6 +158,14 @@ def tiny_model_dir() -> Path:
     return Path(tiny.build_tiny_model(cache / f"tiny-{recipe}"))
 
 
+@pytest.fixture(scope="session")
+def tiny_base_dir(tiny_model_dir) -> Path:
+    """The tiny llama as a Hugging Face folder: the same weights the tiny ONNX model was exported from."""
+    from training.tiny import save_tiny_hf
+
+    return save_tiny_hf(tiny_model_dir.with_name(tiny_model_dir.name + "-hf"))
+
+
 # --- settings, app, client ---------------------------------------------------
 
 

@@ -9,12 +9,11 @@ import onnx
 from service.extract.session import ModelSession
 from service.extract.vocabulary import TokenVocabulary
 from training.export import META_FILE, QUANTIZATION, export_onnx
-from training.tiny import save_tiny_hf
 
 
-def test_int8_export_quantizes_weights_only_and_keeps_the_fp32_answers(tiny_model_dir: Path, tmp_path: Path):
-    hf = save_tiny_hf(tiny_model_dir.with_name(tiny_model_dir.name + "-hf"))
-    out = export_onnx(hf, tmp_path / "int8", quantize=True, meta={"version": "tiny-int8"})
+def test_int8_export_quantizes_weights_only_and_keeps_the_fp32_answers(tiny_model_dir: Path, tiny_base_dir: Path,
+                                                                       tmp_path: Path):
+    out = export_onnx(tiny_base_dir, tmp_path / "int8", quantize=True, meta={"version": "tiny-int8"})
 
     graph = onnx.load(str(out / "model.onnx"), load_external_data=False).graph
     ops = {n.op_type for n in graph.node}

@@ -68,14 +68,6 @@ def database(sqlite_settings):
     database.dispose()
 
 
-@pytest.fixture(scope="session")
-def tiny_base_dir(tiny_model_dir) -> Path:
-    """The tiny llama as a Hugging Face folder: the same weights the tiny ONNX model was exported from."""
-    from training.tiny import save_tiny_hf
-
-    return save_tiny_hf(tiny_model_dir.with_name(tiny_model_dir.name + "-hf"))
-
-
 def held_out_invoice(i: int):
     return next(iter(generate_invoices(1, 500 + i, families=[HELD_OUT_FAMILY], keep_pdf=False)))
 

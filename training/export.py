@@ -70,8 +70,11 @@ QUANTIZATION = {"method": "MatMulNBits weight-only", "bits": 8, "block_size": 32
                 "accuracy_level": 4}
 
 
-def quantize_weights(fp32_path: Path, out_path: Path) -> None:
-    """Every MatMul weight to int8 in blocks of ``block_size``; activations stay fp32 between ops."""
+def quantize_weights(fp32_path: Path, out_path: Path, accuracy_level: int | None = QUANTIZATION["accuracy_level"]) -> None:
+    """Every MatMul weight to int8 in blocks of ``block_size``; activations stay fp32 between ops.
+
+    *accuracy_level* 4 computes in int8; None in fp32 (``benchmarks.quantization`` compares both).
+    """
     import logging
 
     import onnx
@@ -83,7 +86,7 @@ def quantize_weights(fp32_path: Path, out_path: Path) -> None:
         bits=QUANTIZATION["bits"],
         block_size=QUANTIZATION["block_size"],
         is_symmetric=QUANTIZATION["symmetric"],
-        accuracy_level=QUANTIZATION["accuracy_level"],
+        accuracy_level=accuracy_level,
     )
     quantizer.process()
     quantizer.model.save_model_to_file(str(out_path), use_external_data_format=False)
