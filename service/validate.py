@@ -30,6 +30,7 @@ import pycountry
 from email_validator import EmailNotValidError, validate_email
 from stdnum import get_cc_module
 from stdnum import iban as stdnum_iban
+from stdnum.ch import uid as ch_uid
 from stdnum.eu import vat as eu_vat
 
 from service.doctypes import DocumentType, FieldSpec
@@ -119,7 +120,9 @@ def is_vat_id(value: Any) -> bool:
     if prefix.isalpha():
         module = _vat_module(prefix)
         if module is not None:
-            return bool(module.is_valid(value))
+            # A Swiss UID is often printed without its MWST/TVA/IVA suffix,
+            # which python-stdnum's VAT check requires; the number is the same.
+            return bool(module.is_valid(value)) or (prefix == "CH" and ch_uid.is_valid(value))
     return _looks_like_tax_number(value, compact)
 
 

@@ -193,6 +193,8 @@ def test_formats_in_array_rows_are_reported_on_the_array():
         ("EL094259216", True),
         ("GB980780684", True),
         ("CHE-107.787.577 MWST", True),
+        ("CHE-107.787.577", True),  # the same UID without its VAT suffix
+        ("CHE-107.787.578", False),
         ("29ABCDE1234F1Z5", True),  # Indian GSTIN: no country prefix, shape only
         ("51 824 753 556", True),  # Australian ABN
         ("12-3456789", True),  # US EIN
