@@ -21,10 +21,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from redis import Redis
 from sqlalchemy import create_engine, text
 
 from config.settings import Settings
+
+# Property tests check behaviour, not speed: hypothesis's default 200 ms
+# deadline per example only measures how busy the machine is (a training run
+# in the background was enough to fail one), so it is off.
+hypothesis_settings.register_profile("docket", deadline=None)
+hypothesis_settings.load_profile("docket")
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT.parent / "shared" / "data" / "invoice2data"
