@@ -18,6 +18,7 @@ from training.synth import (HELD_OUT_FAMILY, INVOICE_FAMILIES, generate_invoices
                             generate_tickets)
 from training.synth.invoices import raw_values
 from training.synth.parties import iban_is_valid
+from service.validate import is_vat_id
 
 ROOT = Path(__file__).resolve().parents[1]
 TYPES = load_document_types(ROOT / "config" / "schemas")
@@ -89,6 +90,8 @@ def test_labels_are_consistent(invoices):
             assert lab["due_date"] >= lab["invoice_date"]
         if lab["iban"]:
             assert iban_is_valid(lab["iban"]), lab["iban"]
+        if lab["vendor_tax_id"]:
+            assert is_vat_id(lab["vendor_tax_id"]), lab["vendor_tax_id"]
         for item in lab["line_items"]:
             if item["quantity"] is not None:
                 assert abs(item["quantity"] * item["unit_price"] - item["amount"]) < 0.006, (ex.id, item)

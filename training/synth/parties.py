@@ -120,7 +120,7 @@ def make_vat_id(country: str, rng: random.Random) -> tuple[str, str]:
                 compact = "PL" + body + str(check)
                 return compact, compact
     if country == "SE":
-        body = _digits(rng, 8).replace("0", "5", 1)
+        body = _digits(rng, 9).replace("0", "5", 1)  # organisation number: 9 digits + Luhn
         body = body + luhn.calc_check_digit(body)
         compact = "SE" + body + "01"
         return compact, compact
