@@ -110,6 +110,18 @@ def test_coverage_families_languages_and_optional_nulls(invoices):
     assert any(ex.labels["total"] < 0 for ex in many)  # credit notes
 
 
+def test_indian_invoices_bill_in_rupees_with_a_valid_gstin():
+    """invoice2data's Indian invoices (Flipkart, OYO) print "Rs." and a GSTIN; the generator has the market."""
+    from stdnum.in_ import gstin
+
+    indian = [ex for ex in generate_invoices(80, seed=5, keep_pdf=False) if ex.meta["locale"] == "en_IN"]
+    assert indian
+    assert {ex.labels["currency"] for ex in indian} <= {"INR", None} and any(ex.labels["currency"] for ex in indian)
+    assert any("Rs." in ex.text for ex in indian)
+    ids = [ex.labels["vendor_tax_id"] for ex in indian if ex.labels["vendor_tax_id"]]
+    assert ids and all(gstin.is_valid(i) for i in ids)
+
+
 def test_held_out_family_excluded_by_default():
     assert HELD_OUT_FAMILY in INVOICE_FAMILIES
     fams = {ex.meta["family"] for ex in generate_invoices(2 * len(INVOICE_FAMILIES), seed=1, keep_pdf=False)}

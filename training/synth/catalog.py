@@ -67,5 +67,5 @@ CATALOG: dict[str, list[tuple[str, float, float, bool]]] = {
 # Standard and reduced VAT rates per vendor country (percent).
 VAT_RATES = {
     "GB": (20, 5), "IE": (23, 13.5), "DE": (19, 7), "AT": (20, 10), "CH": (8.1, 2.6), "FR": (20, 5.5),
-    "NL": (21, 9), "BE": (21, 6), "SE": (25, 12), "PL": (23, 8), "US": (8.875, 6.25),
+    "NL": (21, 9), "BE": (21, 6), "SE": (25, 12), "PL": (23, 8), "US": (8.875, 6.25), "IN": (18, 12),
 }

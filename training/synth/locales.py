@@ -40,6 +40,7 @@ LOCALES: dict[str, Locale] = {l.code: l for l in [
     Locale("en_GB", "en", "GB", ",", ".", ("dmy/", "d Month Y", "iso", "d Mon Y"), ("GBP", "GBP", "GBP", "EUR", "USD")),
     Locale("en_US", "en", "US", ",", ".", ("mdy/", "Month d, Y", "iso"), ("USD",)),
     Locale("en_IE", "en", "IE", ",", ".", ("dmy/", "d Month Y", "iso"), ("EUR",)),
+    Locale("en_IN", "en", "IN", ",", ".", ("dmy/", "dmy-", "d Mon Y"), ("INR",)),
     Locale("sv_SE", "en", "SE", " ", ",", ("iso",), ("SEK", "EUR")),
     Locale("pl_PL", "en", "PL", " ", ",", ("dmy.", "iso"), ("PLN", "EUR")),
     Locale("de_DE", "de", "DE", ".", ",", ("dmy.", "d. Month Y", "iso"), ("EUR",)),
@@ -53,10 +54,11 @@ LOCALES: dict[str, Locale] = {l.code: l for l in [
 
 LANG_LOCALES = {lang: [l for l in LOCALES.values() if l.lang == lang] for lang in ("en", "de", "fr", "nl")}
 # How often each locale is picked within its language (home markets more often).
-LOCALE_WEIGHT = {"en_GB": 4, "en_US": 2, "en_IE": 1, "sv_SE": 1, "pl_PL": 1, "de_DE": 4, "de_AT": 1, "de_CH": 1,
+LOCALE_WEIGHT = {"en_GB": 4, "en_US": 2, "en_IE": 1, "en_IN": 2, "sv_SE": 1, "pl_PL": 1, "de_DE": 4, "de_AT": 1, "de_CH": 1,
                  "fr_FR": 3, "fr_CH": 1, "nl_NL": 3, "nl_BE": 1}
 
-CURRENCY_SYMBOL = {"EUR": "€", "USD": "$", "GBP": "£", "CHF": "CHF", "SEK": "kr", "PLN": "zł"}
+# cp1252 core fonts have no ₹; Indian invoices print "Rs." as often anyway.
+CURRENCY_SYMBOL = {"EUR": "€", "USD": "$", "GBP": "£", "CHF": "CHF", "SEK": "kr", "PLN": "zł", "INR": "Rs."}
 
 
 def q2(x: Decimal) -> Decimal:

@@ -130,6 +130,12 @@ def make_vat_id(country: str, rng: random.Random) -> tuple[str, str]:
         check = letters[sum((8 - i) * int(c) for i, c in enumerate(body)) % 23]
         compact = "IE" + body + check
         return compact, compact
+    if country == "IN":  # GSTIN: state code, the company's PAN, entity number, "Z", Luhn mod 36
+        letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+        pan = "".join(rng.choice(letters) for _ in range(3)) + "C" + rng.choice(letters) + _digits(rng, 4) + rng.choice(letters)
+        body = f"{rng.randint(1, 37):02d}{pan}{rng.randint(1, 9)}Z"
+        compact = body + luhn.calc_check_digit(body, "0123456789" + letters)
+        return compact, compact
     if country == "US":
         ein = f"{rng.randint(10, 98)}-{_digits(rng, 7)}"
         return ein, ein
