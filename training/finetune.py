@@ -69,6 +69,18 @@ def encode_example(ex: TrainExample, doc_types, vocab: TokenVocabulary, indexes:
     return ids, [-100] * len(prompt_ids) + labels + [end_id]
 
 
+def _schedule(n: int, total: int, seed: int) -> list[int]:
+    """*total* example indices: passes over all *n*, each in its own seeded order,
+    so a second epoch does not replay the first one's sequence of updates."""
+    schedule: list[int] = []
+    rng = random.Random(seed)
+    while len(schedule) < total:
+        order = list(range(n))
+        rng.shuffle(order)
+        schedule += order
+    return schedule[:total]
+
+
 def target_loss(peft_model, ids: list[int], labels: list[int]):
     """Cross-entropy over the labelled positions only.
 
@@ -108,10 +120,8 @@ def train(examples: list[TrainExample], out_dir: Path, cfg: TrainConfig, base_di
     doc_types = load_document_types(get_settings().schema_dir)
     indexes: dict = {}
     encoded = [encode_example(ex, doc_types, vocab, indexes, cfg) for ex in examples]
-    order = list(range(len(encoded)))
-    random.Random(cfg.seed).shuffle(order)
-    total = steps or max(1, int(len(order) * cfg.epochs))
-    schedule = [order[i % len(order)] for i in range(total)]
+    total = steps or max(1, int(len(encoded) * cfg.epochs))
+    schedule = _schedule(len(encoded), total, cfg.seed)
 
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
     if init_adapter:
