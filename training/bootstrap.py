@@ -29,7 +29,7 @@ from service.splits import split_of
 from training import synth
 from training.build_default import build_model
 from training.calibrate import calibrate, collect_outcomes
-from training.dataset import SHARED_DATA, TrainExample, bitext_examples, sroie_examples
+from training.dataset import SHARED_DATA, TrainExample, bitext_examples, has_tagged_entity, sroie_examples
 from training.finetune import TrainConfig, train
 
 
@@ -74,8 +74,8 @@ def compose(cfg: BootstrapConfig) -> tuple[list[TrainExample], list[dict]]:
     examples += sroie[: cfg.sroie]
     bitext = list(bitext_examples("train"))
     rng.shuffle(bitext)
-    tagged = [b for b in bitext if len(b.labelled or ()) > 2]
-    plain = [b for b in bitext if len(b.labelled or ()) <= 2]
+    tagged = [b for b in bitext if has_tagged_entity(b)]
+    plain = [b for b in bitext if not has_tagged_entity(b)]
     examples += tagged[: cfg.bitext_with_entity] + plain[: cfg.bitext_plain]
     rng.shuffle(examples)
     validation = _synthetic(cfg, cfg.seed + 1000, cfg.validation_synthetic, cfg.validation_synthetic // 3, cfg.validation_synthetic)
