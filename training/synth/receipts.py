@@ -60,7 +60,30 @@ def _my_vendor(rng: random.Random) -> tuple[str, list[str], str]:
 def _my_date(day: dt.date, rng: random.Random) -> str:
     return rng.choice([f"{day.day:02d}/{day.month:02d}/{day.year}", f"{day.day:02d}-{day.month:02d}-{day.year % 100:02d}",
                        f"{day.day:02d} {MONTHS['en'][day.month - 1][:3].upper()} {day.year}", f"{day.year}-{day.month:02d}-{day.day:02d}",
-                       f"{day.day:02d}/{day.month:02d}/{day.year % 100:02d}", f"{day.day:02d}.{day.month:02d}.{day.year}"])
+                       f"{day.day:02d}/{day.month:02d}/{day.year % 100:02d}", f"{day.day:02d}.{day.month:02d}.{day.year}",
+                       f"{day.day}/{day.month}/{day.year}", f"{day.day:02d} {MONTHS['en'][day.month - 1][:3].upper()} {day.year % 100:02d}"])
+
+
+# What till printers put above the company name: a queue number, a reference,
+# a brand or outlet line. SROIE's vendor is the company, never these.
+MY_PREAMBLES = [
+    lambda rng: [" ".join(str(rng.randint(0, 9)) for _ in range(8))],
+    lambda rng: ["YOUR ORDER NUMBER IS", str(rng.randint(1, 999))],
+    lambda rng: [f"REF NO: {rng.randint(0, 9)}", str(rng.randint(10**13, 10**14 - 1)).zfill(14)],
+    lambda rng: [rng.choice(MY_WORDS) + rng.choice(["", "'S", " CAFE", " MART"])],
+    lambda rng: [rng.choice(MY_WORDS), rng.choice(MY_WORDS)],
+    lambda rng: [f"CT{rng.randint(100, 999)} - {rng.choice(MY_WORDS)} {rng.choice(MY_TOWNS)[0]}"],
+]
+
+
+def _vendor_lines(name: str, rng: random.Random) -> list[str]:
+    """The company name as printed: usually one line, sometimes wrapped before
+    the company suffix or after its first word (the label joins them with a space)."""
+    words = name.split()
+    if rng.random() < 0.2 and len(words) >= 3:
+        cut = rng.choice([1, len(words) - 2 if words[-1] in ("BHD", "BHD.") else len(words) - 1])
+        return [" ".join(words[:cut]), " ".join(words[cut:])]
+    return [name]
 
 
 def _split(line: str, rng: random.Random, p: float) -> list[str]:
@@ -87,7 +110,9 @@ def build_receipt(rng: random.Random) -> tuple[str, dict, dict]:
         w = ("TAX INVOICE" if rate else rng.choice(["CASH BILL", "RECEIPT", "CASH RECEIPT"]), rng.choice(["INVOICE NO", "RECEIPT #", "DOC NO", "BILL NO"]),
              "DATE", "SUB TOTAL", "GST" if rng.random() < 0.6 else "SST", rng.choice(["TOTAL", "TOTAL AMOUNT", "NETT TOTAL", "TOTAL (RM)"]), "CASH", "CHANGE",
              rng.choice(["THANK YOU. PLEASE COME AGAIN", "GOODS SOLD ARE NOT RETURNABLE", "THANK YOU!"]))
-        lines.append(name)
+        if rng.random() < 0.3:
+            lines += rng.choice(MY_PREAMBLES)(rng)
+        lines += _vendor_lines(name, rng)
         lines.append(f"({reg})" if rng.random() < 0.5 else f"CO. REG: {reg}")
         lines += addr
         if tax_s:
@@ -115,9 +140,23 @@ def build_receipt(rng: random.Random) -> tuple[str, dict, dict]:
     if number:
         lines += _split(f"{w[1]}: {number}", rng, split_p)
     time_s = f"{rng.randint(8, 21):02d}:{rng.randint(0, 59):02d}" + (f":{rng.randint(0, 59):02d}" if rng.random() < 0.5 else "")
-    lines += _split(f"{w[2]}: {date_s} {time_s}" if rng.random() < 0.7 else f"{w[2]}: {date_s}", rng, split_p)
-    if malaysian and rng.random() < 0.4:
-        lines.append(f"CASHIER: {rng.choice(['ANNA', 'MOHD', 'SITI', 'LEE', 'RAJ', 'TOM', 'KIM'])}")
+    stamp = f"{date_s} {time_s}" if rng.random() < 0.7 else date_s
+    if malaysian and rng.random() < 0.3 and time_s.count(":") == 1:
+        stamp = f"{date_s} {int(time_s[:2]) % 12 or 12:02d}:{time_s[3:]}{'PM' if int(time_s[:2]) >= 12 else 'AM'}"
+    # where the date sits: labelled under the header (most tills), bare under
+    # the header, beside the cashier, or bare at the foot of the receipt
+    placement = rng.choices(["labelled", "bare", "cashier", "foot", "label_far"], [5, 2, 1, 2, 1])[0] if malaysian else "labelled"
+    cashier = rng.choice(["ANNA", "MOHD", "SITI", "LEE", "RAJ", "TOM", "KIM"])
+    if placement == "labelled":
+        lines += _split(f"{w[2]}: {stamp}", rng, split_p)
+    elif placement == "bare":
+        lines.append(stamp)
+    elif placement == "cashier":
+        lines.append(f"{rng.choice(['SERVED BY', 'CASHIER'])}: {cashier} {stamp}")
+    elif placement == "label_far":
+        lines.append(w[2])
+    if malaysian and placement != "cashier" and rng.random() < 0.4:
+        lines.append(f"CASHIER: {cashier}")
 
     items = []
     for desc, lo, hi in rng.sample(items_pool, rng.randint(1, 6)):
@@ -153,7 +192,11 @@ def build_receipt(rng: random.Random) -> tuple[str, dict, dict]:
     cash = q2(Decimal(int(total) + rng.choice([1, 5, 10, 20])))
     lines += _split(f"{w[6]}: {fmt(cash)}", rng, split_p)
     lines += _split(f"{w[7]}: {fmt(cash - total)}", rng, split_p)
+    if placement == "label_far":
+        lines.append(f": {stamp}")
     lines.append(w[8])
+    if placement == "foot":
+        lines.append(stamp)
     text = "\n".join(lines)
     currency_shown = cur_sym in text
     target = {
