@@ -103,3 +103,26 @@ def test_closing_inside_a_string_ends_the_string(parts):
     assert len(closers) > 0
     assert all(vocab.token_bytes[t].startswith(b'"') for t in closers)
     assert vocab.ids_by_bytes[b"]"] not in set(closers.tolist())
+
+
+@pytest.mark.parametrize("doc_type", sorted(DOC_TYPES))
+def test_jump_forward_never_rules_out_a_valid_answer(parts, doc_type):
+    """Where the decoder forces a token, every valid output has that token there:
+    an answer of nulls (optional fields absent) and one of filled strings are
+    both still writable after each forced step. (The longest token after a key
+    once forced '":"' and made null unreachable.)"""
+    from service.extract.prompt import render_target, tokenize_target
+
+    vocab, decoders = parts
+    table = decoders[doc_type].table
+    dt = DOC_TYPES[doc_type]
+    samples = {"currency": "EUR", "language": "en"}  # a pattern has no neutral value
+    codes = {f.name: samples[f.name] for f in dt.fields if f.kind == "code"}
+    filled = {**codes, **{f.name: "x" for f in dt.fields if f.kind == "string"}}
+    for target in (codes, filled):
+        text, _ = render_target(dt, target)
+        state = table.index.get_initial_state()
+        for tok in tokenize_target(text, vocab, table.index):
+            forced = table.forced(state)
+            assert forced is None or forced == tok, (doc_type, text, vocab.token_bytes[forced], vocab.token_bytes[tok])
+            state = table.next_state(state, tok)

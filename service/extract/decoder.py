@@ -59,7 +59,14 @@ class StateTable:
         return ids
 
     def forced(self, state: int) -> int | None:
-        """The longest allowed token when every allowed token is a prefix of it."""
+        """The longest allowed token, when the schema leaves no other way to write its bytes.
+
+        Every allowed token must be a prefix of it, and every shorter one must
+        lead only on to the rest of it: after ``{"name`` the tokens ``":"``
+        and ``":`` are both allowed, but ``":`` goes on to ``null``, so
+        nothing there is forced and the model chooses between a string and
+        null. (Taking the longest token there made null unreachable.)
+        """
         if state in self._forced:
             return self._forced[state]
         ids = self.allowed(state)
@@ -67,10 +74,26 @@ class StateTable:
         if 0 < len(ids) <= FORCED_SCAN_LIMIT:
             pieces = [(self.vocab.token_bytes[t], int(t)) for t in ids]
             longest, tok = max(pieces, key=lambda p: (len(p[0]), -p[1]))
-            if all(longest.startswith(b) for b, _ in pieces):
+            if self._only_continues(state, longest, depth=0):
                 choice = tok
         self._forced[state] = choice
         return choice
+
+    def _only_continues(self, state: int, text: bytes, depth: int) -> bool:
+        """Whether every way on from *state* begins by writing *text* (or a prefix of it, then the rest)."""
+        ids = self.allowed(state)
+        if not 0 < len(ids) <= FORCED_SCAN_LIMIT or depth > len(text):
+            return False
+        for t in ids:
+            piece = self.vocab.token_bytes[t]
+            if piece.startswith(text):
+                continue
+            if not text.startswith(piece):
+                return False
+            after = self.next_state(state, int(t))
+            if after is None or not self._only_continues(after, text[len(piece):], depth + 1):
+                return False
+        return True
 
     def closers(self, state: int) -> np.ndarray:
         """The shortest way out of a value: close the string, close the array, or say null."""
