@@ -8,7 +8,13 @@ The validation split is made of documents the run does not train on (further
 synthetic documents, and training-split documents left out of the sample);
 the evaluation split of ../shared/data is never touched here.
 
-Usage: python -m training.bootstrap [--out artifacts/bootstrap] [--install]
+A refresh (``--refresh ADAPTER``) continues an earlier bootstrap adapter on
+a smaller sample of the current mix at a gentler learning rate
+(:data:`REFRESH`): how a change to the training data reaches the default
+model in minutes rather than the hour and a half a run from scratch takes.
+The adapter's ``train_config.json`` records what it continued.
+
+Usage: python -m training.bootstrap [--out artifacts/bootstrap] [--refresh ADAPTER] [--install]
 """
 
 from __future__ import annotations
@@ -53,6 +59,13 @@ class BootstrapConfig:
     epochs: float = 2.0
 
 
+# A refresh samples a quarter of the mix, weighted towards what changed
+# since the adapter it continues (ticket nulls, receipt layouts).
+REFRESH = BootstrapConfig(synthetic_invoices=60, synthetic_receipts=80, synthetic_tickets=40, sroie=60,
+                          bitext_with_entity=100, bitext_plain=100, epochs=1.0)
+REFRESH_LR = 3e-4
+
+
 def _synthetic(cfg: BootstrapConfig, seed: int, invoices: int, receipts: int, tickets: int) -> list[dict]:
     rows = []
     for gen in (
@@ -69,24 +82,35 @@ def compose(cfg: BootstrapConfig) -> tuple[list[TrainExample], list[dict]]:
     """Training examples and the synthetic validation rows (in normalized.jsonl form)."""
     rng = random.Random(cfg.seed)
     examples = [TrainExample(r["id"], r["doc_type"], r["text"], r["target"], None) for r in _synthetic(cfg, cfg.seed, cfg.synthetic_invoices, cfg.synthetic_receipts, cfg.synthetic_tickets)]
-    sroie = list(sroie_examples("train"))
-    rng.shuffle(sroie)
-    examples += sroie[: cfg.sroie]
-    bitext = list(bitext_examples("train"))
-    rng.shuffle(bitext)
-    tagged = [b for b in bitext if has_tagged_entity(b)]
-    plain = [b for b in bitext if not has_tagged_entity(b)]
-    examples += tagged[: cfg.bitext_with_entity] + plain[: cfg.bitext_plain]
+    examples += _shared_examples(cfg, rng)
     rng.shuffle(examples)
     validation = _synthetic(cfg, cfg.seed + 1000, cfg.validation_synthetic, cfg.validation_synthetic // 3, cfg.validation_synthetic)
     return examples, validation
 
 
-def _trained_ids(examples: list[TrainExample]) -> set[str]:
-    return {e.id for e in examples}
+def _shared_examples(cfg: BootstrapConfig, rng: random.Random) -> list[TrainExample]:
+    """The sample of ../shared/data's training split; a smaller mix with the
+    same seed draws a subset of a larger one's."""
+    sroie = list(sroie_examples("train"))
+    rng.shuffle(sroie)
+    bitext = list(bitext_examples("train"))
+    rng.shuffle(bitext)
+    tagged = [b for b in bitext if has_tagged_entity(b)]
+    plain = [b for b in bitext if not has_tagged_entity(b)]
+    return sroie[: cfg.sroie] + tagged[: cfg.bitext_with_entity] + plain[: cfg.bitext_plain]
 
 
-def run(out_dir: Path, cfg: BootstrapConfig, install: bool = False, train_cfg: TrainConfig | None = None) -> Path:
+def _trained_ids(examples: list[TrainExample], cfg: BootstrapConfig, refreshing: bool) -> set[str]:
+    """Documents the adapter has seen: a refresh also holds back what the full
+    bootstrap it continues trained on, so calibration never sees them."""
+    ids = {e.id for e in examples}
+    if refreshing:
+        ids |= {e.id for e in _shared_examples(BootstrapConfig(seed=cfg.seed), random.Random(cfg.seed))}
+    return ids
+
+
+def run(out_dir: Path, cfg: BootstrapConfig, install: bool = False, train_cfg: TrainConfig | None = None,
+        init_adapter: Path | None = None) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -100,12 +124,13 @@ def run(out_dir: Path, cfg: BootstrapConfig, install: bool = False, train_cfg: T
             f.write(json.dumps({"id": r["id"], "doc_type": r["doc_type"], "text": r["text"], **r["labels"]}, ensure_ascii=False) + "\n")
     print(f"{len(examples)} training examples, {len(validation)} synthetic validation documents", flush=True)
 
-    adapter = train(examples, out_dir / "adapter", train_cfg or TrainConfig(seed=cfg.seed, epochs=cfg.epochs))
+    train_cfg = train_cfg or TrainConfig(seed=cfg.seed, epochs=cfg.epochs, lr=REFRESH_LR if init_adapter else TrainConfig.lr)
+    adapter = train(examples, out_dir / "adapter", train_cfg, init_adapter=init_adapter)
     model_dir = build_model(adapter, out_dir / "model-uncalibrated", "bootstrap-uncalibrated")
 
     settings = get_settings()
     engine = Engine(model_dir, Settings(**{**settings.model_dump(), "model_dir": model_dir}))
-    trained = _trained_ids(examples)
+    trained = _trained_ids(examples, cfg, refreshing=init_adapter is not None)
 
     def extract(doc_type: str, source) -> object:
         text = Path(source).read_text(encoding="utf-8") if isinstance(source, Path) else source
@@ -141,6 +166,8 @@ def run(out_dir: Path, cfg: BootstrapConfig, install: bool = False, train_cfg: T
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "bootstrap")
+    parser.add_argument("--refresh", type=Path, metavar="ADAPTER", help="continue this adapter on the refresh mix")
     parser.add_argument("--install", action="store_true", help="copy the adapter into training/adapters/default")
     args = parser.parse_args()
-    print(run(args.out, BootstrapConfig(), install=args.install))
+    cfg = REFRESH if args.refresh else BootstrapConfig()
+    print(run(args.out, cfg, install=args.install, init_adapter=args.refresh))

@@ -5,6 +5,8 @@
         with a progress bar: step, loss, ETA. With no worker on the training
         queue, the run is worked here, in this process.
     docket train --bootstrap [--install]   reproduce the default adapter from scratch (seeded)
+    docket train --bootstrap --refresh ADAPTER [--install]
+        continue a bootstrap adapter on a smaller sample of the current mix
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import sys
 import threading
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from rq import Queue, Worker
@@ -25,7 +28,7 @@ from service.models import DONE, FAILED
 from service.queue import TRAINING, connect_redis
 from service.tasks import init_runtime, make_worker
 from service.training_runs import get_run, request_run
-from training.bootstrap import BootstrapConfig, run
+from training.bootstrap import REFRESH, BootstrapConfig, run
 
 POLL_S = 1.0
 
@@ -117,6 +120,8 @@ def main() -> None:
     parser.add_argument("--bootstrap", action="store_true", help="synthetic data + training split of ../shared/data → adapter")
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "bootstrap", help="--bootstrap: output folder")
     parser.add_argument("--install", action="store_true", help="--bootstrap: make the new adapter the repository's default")
+    parser.add_argument("--refresh", type=Path, default=None, metavar="ADAPTER",
+                        help="--bootstrap: continue this adapter on the refresh mix instead of starting from scratch")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: one pass over the mix)")
     parser.add_argument("--replay", type=int, default=None, help="earlier training examples mixed in")
@@ -124,7 +129,9 @@ def main() -> None:
     parser.add_argument("--no-wait", action="store_true", help="queue the run and return")
     args = parser.parse_args()
     if args.bootstrap:
-        print(run(args.out, BootstrapConfig(seed=args.seed or BootstrapConfig.seed), install=args.install))
+        mix = REFRESH if args.refresh else BootstrapConfig()
+        cfg = BootstrapConfig(**{**asdict(mix), "seed": args.seed or mix.seed})
+        print(run(args.out, cfg, install=args.install, init_adapter=args.refresh))
         return
     sys.exit(retrain_command(args))
 
