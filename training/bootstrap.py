@@ -14,7 +14,10 @@ a smaller sample of the current mix at a gentler learning rate
 model in minutes rather than the hour and a half a run from scratch takes.
 The adapter's ``train_config.json`` records what it continued.
 
-Usage: python -m training.bootstrap [--out artifacts/bootstrap] [--refresh ADAPTER] [--install]
+A recalibration (``--recalibrate ADAPTER``) refits an adapter's calibration
+in place: decoding changes move the confidences the calibration maps.
+
+Usage: python -m training.bootstrap [--out artifacts/bootstrap] [--refresh ADAPTER | --recalibrate ADAPTER] [--install]
 """
 
 from __future__ import annotations
@@ -78,14 +81,25 @@ def _synthetic(cfg: BootstrapConfig, seed: int, invoices: int, receipts: int, ti
     return rows
 
 
+def _validation(cfg: BootstrapConfig) -> list[dict]:
+    return _synthetic(cfg, cfg.seed + 1000, cfg.validation_synthetic, cfg.validation_synthetic // 3, cfg.validation_synthetic)
+
+
+def _write_validation(validation: list[dict], out_dir: Path) -> Path:
+    path = out_dir / "validation-synthetic.jsonl"
+    with path.open("w") as f:
+        for r in validation:
+            f.write(json.dumps({"id": r["id"], "doc_type": r["doc_type"], "text": r["text"], **r["labels"]}, ensure_ascii=False) + "\n")
+    return path
+
+
 def compose(cfg: BootstrapConfig) -> tuple[list[TrainExample], list[dict]]:
     """Training examples and the synthetic validation rows (in normalized.jsonl form)."""
     rng = random.Random(cfg.seed)
     examples = [TrainExample(r["id"], r["doc_type"], r["text"], r["target"], None) for r in _synthetic(cfg, cfg.seed, cfg.synthetic_invoices, cfg.synthetic_receipts, cfg.synthetic_tickets)]
     examples += _shared_examples(cfg, rng)
     rng.shuffle(examples)
-    validation = _synthetic(cfg, cfg.seed + 1000, cfg.validation_synthetic, cfg.validation_synthetic // 3, cfg.validation_synthetic)
-    return examples, validation
+    return examples, _validation(cfg)
 
 
 def _shared_examples(cfg: BootstrapConfig, rng: random.Random) -> list[TrainExample]:
@@ -118,19 +132,31 @@ def run(out_dir: Path, cfg: BootstrapConfig, install: bool = False, train_cfg: T
     with (out_dir / "examples.jsonl").open("w") as f:
         for e in examples:
             f.write(json.dumps({"id": e.id, "doc_type": e.doc_type, "text": e.text, "target": e.target, "labelled": sorted(e.labelled) if e.labelled is not None else None}, ensure_ascii=False) + "\n")
-    valid_path = out_dir / "validation-synthetic.jsonl"
-    with valid_path.open("w") as f:
-        for r in validation:
-            f.write(json.dumps({"id": r["id"], "doc_type": r["doc_type"], "text": r["text"], **r["labels"]}, ensure_ascii=False) + "\n")
+    valid_path = _write_validation(validation, out_dir)
     print(f"{len(examples)} training examples, {len(validation)} synthetic validation documents", flush=True)
 
     train_cfg = train_cfg or TrainConfig(seed=cfg.seed, epochs=cfg.epochs, lr=REFRESH_LR if init_adapter else TrainConfig.lr)
     adapter = train(examples, out_dir / "adapter", train_cfg, init_adapter=init_adapter)
     model_dir = build_model(adapter, out_dir / "model-uncalibrated", "bootstrap-uncalibrated")
 
+    trained = _trained_ids(examples, cfg, refreshing=init_adapter is not None)
+    result = calibrate_model(model_dir, valid_path, trained, cfg.validation_shared)
+    result["bootstrap"] = {**asdict(cfg), "minutes": round((time.time() - started) / 60, 1)}
+    (adapter / "calibration.json").write_text(json.dumps(result, indent=2, sort_keys=True))
+    print(json.dumps(result["validation"]), flush=True)
+    if install:
+        DEFAULT_ADAPTER_DIR.mkdir(parents=True, exist_ok=True)
+        for name in ("adapter_config.json", "adapter_model.safetensors", "calibration.json", "train_config.json"):
+            shutil.copy(adapter / name, DEFAULT_ADAPTER_DIR / name)
+    return adapter
+
+
+def calibrate_model(model_dir: Path, valid_path: Path, trained: set[str], limit: int) -> dict:
+    """Fit the confidence calibration and per-field thresholds of *model_dir*
+    on the synthetic validation rows and on training-split documents of
+    ../shared/data that are not in *trained*."""
     settings = get_settings()
     engine = Engine(model_dir, Settings(**{**settings.model_dump(), "model_dir": model_dir}))
-    trained = _trained_ids(examples, cfg, refreshing=init_adapter is not None)
 
     def extract(doc_type: str, source) -> object:
         text = Path(source).read_text(encoding="utf-8") if isinstance(source, Path) else source
@@ -150,17 +176,29 @@ def run(out_dir: Path, cfg: BootstrapConfig, install: bool = False, train_cfg: T
             (SHARED_DATA / "sroie" / "normalized.jsonl", held_back("sroie")),
             (SHARED_DATA / "bitext" / "normalized.jsonl", held_back("bitext")),
         ],
-        limit=cfg.validation_shared,
+        limit=limit,
     )
-    result = calibrate(outcomes)
-    result["bootstrap"] = {**asdict(cfg), "minutes": round((time.time() - started) / 60, 1)}
+    return calibrate(outcomes)
+
+
+def recalibrate(adapter: Path, out_dir: Path) -> dict:
+    """Refit *adapter*'s calibration on the validation split of the mix it
+    records, without training: what a change to decoding (which moves the
+    confidences) needs. Everything any bootstrap mix trained on stays out."""
+    adapter, out_dir = Path(adapter), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    previous = json.loads((adapter / "calibration.json").read_text())
+    recorded = previous.get("bootstrap", {})
+    cfg = BootstrapConfig(**{k: v for k, v in recorded.items() if k in BootstrapConfig.__dataclass_fields__})
+    valid_path = _write_validation(_validation(cfg), out_dir)
+    uncalibrated = out_dir / "adapter-uncalibrated"  # built without calibration.json, the engine reports raw scores
+    shutil.copytree(adapter, uncalibrated, dirs_exist_ok=True, ignore=shutil.ignore_patterns("calibration.json"))
+    model_dir = build_model(uncalibrated, out_dir / "model-uncalibrated", "bootstrap-uncalibrated")
+    result = calibrate_model(model_dir, valid_path, _trained_ids([], cfg, refreshing=True), cfg.validation_shared)
+    result["bootstrap"] = {**recorded, "recalibrated": time.strftime("%Y-%m-%d")}
     (adapter / "calibration.json").write_text(json.dumps(result, indent=2, sort_keys=True))
-    print(json.dumps(result["validation"]), flush=True)
-    if install:
-        DEFAULT_ADAPTER_DIR.mkdir(parents=True, exist_ok=True)
-        for name in ("adapter_config.json", "adapter_model.safetensors", "calibration.json", "train_config.json"):
-            shutil.copy(adapter / name, DEFAULT_ADAPTER_DIR / name)
-    return adapter
+    print(json.dumps({"before": previous.get("validation"), "after": result["validation"]}), flush=True)
+    return result
 
 
 if __name__ == "__main__":
@@ -168,6 +206,10 @@ if __name__ == "__main__":
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "bootstrap")
     parser.add_argument("--refresh", type=Path, metavar="ADAPTER", help="continue this adapter on the refresh mix")
     parser.add_argument("--install", action="store_true", help="copy the adapter into training/adapters/default")
+    parser.add_argument("--recalibrate", type=Path, metavar="ADAPTER", help="refit this adapter's calibration in place, no training")
     args = parser.parse_args()
-    cfg = REFRESH if args.refresh else BootstrapConfig()
-    print(run(args.out, cfg, install=args.install, init_adapter=args.refresh))
+    if args.recalibrate:
+        recalibrate(args.recalibrate, args.out)
+    else:
+        cfg = REFRESH if args.refresh else BootstrapConfig()
+        print(run(args.out, cfg, install=args.install, init_adapter=args.refresh))

@@ -7,6 +7,8 @@
     docket train --bootstrap [--install]   reproduce the default adapter from scratch (seeded)
     docket train --bootstrap --refresh ADAPTER [--install]
         continue a bootstrap adapter on a smaller sample of the current mix
+    docket train --bootstrap --recalibrate ADAPTER
+        refit an adapter's confidence calibration in place (after a decoding change)
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from service.models import DONE, FAILED
 from service.queue import TRAINING, connect_redis
 from service.tasks import init_runtime, make_worker
 from service.training_runs import get_run, request_run
-from training.bootstrap import REFRESH, BootstrapConfig, run
+from training.bootstrap import REFRESH, BootstrapConfig, recalibrate, run
 
 POLL_S = 1.0
 
@@ -122,12 +124,17 @@ def main() -> None:
     parser.add_argument("--install", action="store_true", help="--bootstrap: make the new adapter the repository's default")
     parser.add_argument("--refresh", type=Path, default=None, metavar="ADAPTER",
                         help="--bootstrap: continue this adapter on the refresh mix instead of starting from scratch")
+    parser.add_argument("--recalibrate", type=Path, default=None, metavar="ADAPTER",
+                        help="--bootstrap: refit this adapter's calibration in place, without training")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: one pass over the mix)")
     parser.add_argument("--replay", type=int, default=None, help="earlier training examples mixed in")
     parser.add_argument("--eval-shared", type=int, default=None, help="documents per ../shared/data eval split to guard on")
     parser.add_argument("--no-wait", action="store_true", help="queue the run and return")
     args = parser.parse_args()
+    if args.bootstrap and args.recalibrate:
+        recalibrate(args.recalibrate, args.out)
+        return
     if args.bootstrap:
         mix = REFRESH if args.refresh else BootstrapConfig()
         cfg = BootstrapConfig(**{**asdict(mix), "seed": args.seed or mix.seed})
