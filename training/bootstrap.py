@@ -33,11 +33,10 @@ from pathlib import Path
 from config.settings import ROOT, Settings, get_settings
 from service.extract.artifacts import DEFAULT_ADAPTER_DIR
 from service.extract.engine import Engine
-from service.ingest import IngestedDocument
 from service.splits import split_of
 from training import synth
 from training.build_default import build_model
-from training.calibrate import calibrate, collect_outcomes
+from training.calibrate import calibrate, collect_outcomes, extractor
 from training.dataset import SHARED_DATA, TrainExample, bitext_examples, has_tagged_entity, sroie_examples
 from training.finetune import TrainConfig, train
 
@@ -137,7 +136,7 @@ def run(out_dir: Path, cfg: BootstrapConfig, install: bool = False, train_cfg: T
 
     train_cfg = train_cfg or TrainConfig(seed=cfg.seed, epochs=cfg.epochs, lr=REFRESH_LR if init_adapter else TrainConfig.lr)
     adapter = train(examples, out_dir / "adapter", train_cfg, init_adapter=init_adapter)
-    model_dir = build_model(adapter, out_dir / "model-uncalibrated", "bootstrap-uncalibrated")
+    model_dir = build_model(adapter, out_dir / "model-uncalibrated", "bootstrap-uncalibrated", calibrated=False)
 
     trained = _trained_ids(examples, cfg, refreshing=init_adapter is not None)
     result = calibrate_model(model_dir, valid_path, trained, cfg.validation_shared)
@@ -158,11 +157,6 @@ def calibrate_model(model_dir: Path, valid_path: Path, trained: set[str], limit:
     settings = get_settings()
     engine = Engine(model_dir, Settings(**{**settings.model_dump(), "model_dir": model_dir}))
 
-    def extract(doc_type: str, source) -> object:
-        text = Path(source).read_text(encoding="utf-8") if isinstance(source, Path) else source
-        doc = IngestedDocument(text=text, media_type="text/plain", page_count=text.count("\f") + 1)
-        return engine.extract(engine.doc_types[doc_type], doc)
-
     def held_back(dataset: str):
         def include(e) -> bool:
             prefixed = f"sroie-{e.id}" if dataset == "sroie" else e.id
@@ -170,7 +164,7 @@ def calibrate_model(model_dir: Path, valid_path: Path, trained: set[str], limit:
         return include
 
     outcomes = collect_outcomes(
-        extract,
+        extractor(engine),
         [
             (valid_path, None),
             (SHARED_DATA / "sroie" / "normalized.jsonl", held_back("sroie")),
@@ -191,9 +185,7 @@ def recalibrate(adapter: Path, out_dir: Path) -> dict:
     recorded = previous.get("bootstrap", {})
     cfg = BootstrapConfig(**{k: v for k, v in recorded.items() if k in BootstrapConfig.__dataclass_fields__})
     valid_path = _write_validation(_validation(cfg), out_dir)
-    uncalibrated = out_dir / "adapter-uncalibrated"  # built without calibration.json, the engine reports raw scores
-    shutil.copytree(adapter, uncalibrated, dirs_exist_ok=True, ignore=shutil.ignore_patterns("calibration.json"))
-    model_dir = build_model(uncalibrated, out_dir / "model-uncalibrated", "bootstrap-uncalibrated")
+    model_dir = build_model(adapter, out_dir / "model-uncalibrated", "bootstrap-uncalibrated", calibrated=False)
     result = calibrate_model(model_dir, valid_path, _trained_ids([], cfg, refreshing=True), cfg.validation_shared)
     result["bootstrap"] = {**recorded, "recalibrated": time.strftime("%Y-%m-%d")}
     (adapter / "calibration.json").write_text(json.dumps(result, indent=2, sort_keys=True))

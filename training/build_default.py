@@ -29,9 +29,11 @@ ADAPTER_SUBDIR = "adapter"  # a built model keeps the LoRA adapter it was merged
 
 
 def build_model(adapter_dir: Path, out_dir: Path, version: str, quantize: bool = True,
-                base_dir: Path | None = None) -> Path:
+                base_dir: Path | None = None, calibrated: bool = True) -> Path:
     """Merge *adapter_dir* into the base (*base_dir*, default the SmolLM2 base) and export to *out_dir*.
 
+    The adapter's ``calibration.json`` goes into the model's metadata unless
+    *calibrated* is False: a model being calibrated must report raw scores.
     The adapter is copied into the folder too (``adapter/``): a retraining
     run continues from the adapter of the model it replaces.
     """
@@ -40,7 +42,7 @@ def build_model(adapter_dir: Path, out_dir: Path, version: str, quantize: bool =
         return out_dir
     base = Path(base_dir) if base_dir else ensure_base()
     calibration_file = adapter_dir / "calibration.json"
-    extra = json.loads(calibration_file.read_text()) if calibration_file.exists() else {}
+    extra = json.loads(calibration_file.read_text()) if calibrated and calibration_file.exists() else {}
     meta = {
         "version": version,
         "base_model": BASE_ID if base_dir is None else base.name,

@@ -10,15 +10,26 @@ stored with the model, so serving only interpolates.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
 from service.evaluation import Example, FieldOutcome, run_eval
+from service.extract.engine import Engine
+from service.ingest import IngestedDocument
 from service.extract.confidence import Calibration
 from service.routing import choose_field_thresholds
 
 MAX_POINTS = 64
+
+
+def extractor(engine: Engine) -> Callable[[str, Any], Any]:
+    """*engine* as the ``extract(doc_type, source)`` that ``run_eval`` calls: text read as serving reads a plain-text upload."""
+    def extract(doc_type: str, source: Any):
+        text = Path(source).read_text(encoding="utf-8") if isinstance(source, Path) else source
+        doc = IngestedDocument(text=text, media_type="text/plain", page_count=text.count("\f") + 1)
+        return engine.extract(engine.doc_types[doc_type], doc)
+    return extract
 
 
 def collect_outcomes(extract_fn, datasets: Iterable[tuple[Path, Callable[[Example], bool] | None]], limit: int | None = None) -> list[FieldOutcome]:

@@ -39,7 +39,8 @@ from service.reviews import approve, claim
 from service.routing import REVIEW
 from service.training_runs import request_run
 from service.users import create_user
-from training.retrain import extractor, scored
+from training.calibrate import extractor
+from training.retrain import scored
 from training.synth import HELD_OUT_FAMILY, generate_invoices
 
 # --- config ------------------------------------------------------------------

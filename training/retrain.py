@@ -52,7 +52,6 @@ from service.evaluation import (
 from service.extract.artifacts import resolve_model_dir
 from service.extract.engine import META_FILE, Engine, read_meta
 from service.extract.vocabulary import TokenVocabulary
-from service.ingest import IngestedDocument
 from service.models import ModelVersion, TrainingExample
 from service.splits import split_of
 from training import synth
@@ -60,7 +59,7 @@ from training.approved import load_approved
 from training.base import BASE_ID, ensure_base
 from training.bootstrap import BootstrapConfig
 from training.build_default import adapter_of, build_model
-from training.calibrate import calibrate
+from training.calibrate import calibrate, extractor
 from training.dataset import (
     SHARED_DATA,
     TrainExample,
@@ -190,14 +189,6 @@ def golden_examples(rows: list[TrainingExample], doc_types: dict[str, DocumentTy
                 labels[spec.name] = value
         by_type.setdefault(r.doc_type, []).append(Example(f"golden-{r.id}", r.text, labels))
     return by_type
-
-
-def extractor(engine: Engine) -> Callable[[str, Any], Any]:
-    def extract(doc_type: str, source: Any):
-        text = Path(source).read_text(encoding="utf-8") if isinstance(source, Path) else source
-        doc = IngestedDocument(text=text, media_type="text/plain", page_count=text.count("\f") + 1)
-        return engine.extract(engine.doc_types[doc_type], doc)
-    return extract
 
 
 def scored(doc_type: DocumentType, example: Example, extract, apply_rules: bool = True) -> DocumentRecord:
