@@ -68,12 +68,38 @@ def _field_spec(name: str, schema: dict[str, Any]) -> FieldSpec:
     )
 
 
+# The shapes of a printed date that ``service.normalize.normalize_date`` reads:
+# numeric with separators ("25/12/2018", "25-03-18", "2024.03.14"), eight
+# digits, or with a month word ("14. März 2024", "March 14, 2024",
+# "14-MAR-18", "2024 Mar 14"); optionally after a weekday or "le" and before
+# a time ("22/03/2018 10:18", "6/2/2017 12:42 PM"). Constraining a date field
+# to these shapes keeps the model from writing a time, a till number or
+# "1000 HRS" where the date is: every value it can write is a date reading.
+# Digits are [0-9]: ``\d`` is any Unicode digit to the decoder's regex engine
+# (a random model wrote "tremendous. ꤉nd ꤉꤉꤉꤉" as a date).
+_LETTER = "A-Za-zÀ-ÖØ-öø-ÿ"
+_MONTH_WORD = rf"[{_LETTER}]{{3,10}}\.?"
+_DAY = r"[0-9]{1,2}(st|nd|rd|th|er|e|\.)?"
+_NUMERIC_DATE = r"[0-9]{1,4} ?[./-] ?[0-9]{1,2} ?[./-] ?[0-9]{2,4}"
+_NAMED_DATE = (
+    rf"{_DAY}[ /-]?{_MONTH_WORD}[ ,/-]*[0-9]{{2,4}}"
+    rf"|{_MONTH_WORD} {_DAY},? [0-9]{{4}}"
+    rf"|[0-9]{{4}}[ /-]{_MONTH_WORD}[ /-][0-9]{{1,2}}"
+)
+_DATE_PREFIX = rf"([{_LETTER}]{{2,10}}\.?,? )?"
+_TIME_OF_DAY = r"([ ,T]+[0-9]{1,2}:[0-9]{2}(:[0-9]{2})?( ?[AaPp]\.?[Mm]\.?)?(Z|[+-][0-9]{2}:?[0-9]{2})?)?"
+PRINTED_DATE_PATTERN = rf"^{_DATE_PREFIX}({_NUMERIC_DATE}|[0-9]{{8}}|{_NAMED_DATE}){_TIME_OF_DAY}$"
+# What training writes for a date the source does not label (kept out of the loss).
+DATE_PLACEHOLDER = "2000-01-01"
+
+
 def _decode_property(spec: FieldSpec) -> dict[str, Any]:
     """What the model writes for a field: raw text as printed, or a closed set.
 
     Numbers and dates are decoded as the text printed in the document so that
     the model copies (fast, verifiable evidence) and normalisation stays in
-    plain code; enums and short codes are constrained to their legal values.
+    plain code; a date is held to the printed shapes normalisation reads;
+    enums and short codes are constrained to their legal values.
     """
     if spec.kind == "array":
         inner = {
@@ -87,6 +113,8 @@ def _decode_property(spec: FieldSpec) -> dict[str, Any]:
         out = {"type": "string", "enum": list(spec.enum)}
     elif spec.kind == "code":
         out = {"type": "string", "pattern": spec.schema["pattern"]}
+    elif spec.kind == "date":
+        out = {"type": "string", "pattern": PRINTED_DATE_PATTERN}
     else:
         out = {"type": "string"}
     if spec.nullable:

@@ -16,7 +16,7 @@ import pytest
 from config.settings import Settings
 from service.doctypes import load_document_types
 from service.extract.decoder import Decoder, StateTable
-from service.extract.engine import load_index
+from service.extract.engine import copy_shapes, load_index
 from service.extract.prompt import build_prompt, compact_text
 from service.extract.session import ModelSession
 from service.extract.vocabulary import TokenVocabulary
@@ -36,7 +36,9 @@ def parts(tiny_model_dir: Path, tmp_path_factory):
     session = ModelSession(tiny_model_dir / "model.onnx")
     cache = tmp_path_factory.mktemp("index-cache")
     decoders = {
-        name: Decoder(session, StateTable(load_index(dt, vocab, cache), vocab), top_level_fields=len(dt.fields))
+        name: Decoder(
+            session, StateTable(load_index(dt, vocab, cache), vocab), top_level_fields=len(dt.fields), copy_shapes=copy_shapes(dt)
+        )
         for name, dt in DOC_TYPES.items()
     }
     return vocab, decoders
@@ -64,6 +66,21 @@ def test_jump_forward_and_speculation_write_what_step_by_step_writes(parts, doc_
     fast, _ = _decode(parts, doc_type, text, jump_forward=True, speculate=True)
     assert fast.tokens == reference.tokens
     assert fast.model_calls < reference.model_calls
+
+
+def test_a_date_is_one_the_document_prints(parts):
+    """Random weights would write any date-shaped string; held to the document, it writes the printed one."""
+    for text, printed in [(TEXTS[2], {"14/03/2024"}), ("Bill 77\nissued 3. März 2024, due 02-04-24 at 10:00\nTotal 5.00", {"3. März 2024", "02-04-24"})]:
+        _, out = _decode(parts, "invoice", text)
+        answer = json.loads(out)
+        assert answer["invoice_date"] in printed, (answer["invoice_date"], text)
+        assert answer["due_date"] is None or answer["due_date"] in printed
+
+
+def test_without_a_printed_date_the_schema_alone_decides(parts):
+    result, out = _decode(parts, "invoice", "Widget 2 x 12.50\nTotal 25.00")
+    assert result.complete
+    jsonschema.validate(json.loads(out), DOC_TYPES["invoice"].decode_schema)
 
 
 def test_speculation_accepts_copied_text_and_keeps_the_output(parts):

@@ -112,3 +112,26 @@ def test_a_token_cap_too_small_for_the_schema_routes_to_review_instead_of_failin
     assert any("token cap" in w for w in result.warnings)
     decision = decide(doc_type, result, [])
     assert decision.route == "review" and "truncated" in {r["code"] for r in decision.reasons}
+
+
+@needs_default
+@pytest.mark.slow
+def test_the_currency_is_read_from_the_rupee_mark_the_bill_prints(default_engine: Engine):
+    """oyo's bill names no currency code, only "Rs": the value and its evidence come from that mark."""
+    doc = ingest_pdf((SHARED / "invoice2data" / "oyo.pdf").read_bytes())
+    currency = default_engine.extract(default_engine.doc_types["invoice"], doc).fields["currency"]
+    assert currency.value == "INR"
+    assert currency.evidence is not None and currency.evidence.text.startswith("Rs")
+    assert doc.text[currency.evidence.start : currency.evidence.end] == currency.evidence.text
+
+
+@needs_default
+@pytest.mark.slow
+def test_a_date_is_copied_from_the_receipt_not_composed_beside_it(default_engine: Engine):
+    """SROIE 204 prints "25-03-18 18:47"; unheld, the model wrote the time "18:47", then "18/03/2018"."""
+    path = SHARED / "sroie" / "text" / "204.txt"
+    if not path.exists():
+        pytest.skip("shared data not present")
+    result = default_engine.extract(default_engine.doc_types["invoice"], text_doc(path.read_text()))
+    assert result.fields["invoice_date"].value == "2018-03-25"
+    assert result.fields["invoice_date"].evidence.text.startswith("25-03-18")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from config.settings import ROOT
-from service.doctypes import load_document_types
+from service.doctypes import PRINTED_DATE_PATTERN, load_document_types
 from service.normalize import MONTHS, normalize_amount, normalize_date, normalize_field
 
 DOC_TYPES = load_document_types(ROOT / "config" / "schemas")
@@ -231,6 +232,19 @@ def test_date_never_raises(text):
 )
 def test_date_examples(printed, expected):
     assert normalize_date(printed) == expected
+    assert re.fullmatch(PRINTED_DATE_PATTERN, printed), "the decoder could not write this date"
+
+
+@given(dates, st.sampled_from([*_named_styles(), *(lambda d, f=f: f.format(d=d) for f in NUMERIC_DAY_FIRST)]))
+def test_the_decoder_can_write_every_date_shape_normalisation_reads(day, style):
+    """A date field is decoded under PRINTED_DATE_PATTERN: a shape outside it would be unwritable."""
+    printed = style(day)
+    assert re.fullmatch(PRINTED_DATE_PATTERN, printed), printed
+
+
+@pytest.mark.parametrize("not_a_date", ["18:47", "1000 HRS", "394024495", "15:32:47", "09:06PM", "10 * 10.00", "05/SE200209/42193", "TEL: 03-1234"])
+def test_the_date_shape_shuts_out_times_and_numbers(not_a_date):
+    assert not re.fullmatch(PRINTED_DATE_PATTERN, not_a_date)
 
 
 @pytest.mark.parametrize(
@@ -257,6 +271,7 @@ def test_every_sroie_label_date_normalises():
 
     rows = [json.loads(line) for line in path.open(encoding="utf-8")]
     assert all(normalize_date(r["invoice_date"]) for r in rows if r.get("invoice_date"))
+    assert all(re.fullmatch(PRINTED_DATE_PATTERN, r["invoice_date"]) for r in rows if r.get("invoice_date"))
 
 
 # ------------------------------------------------------------------- fields

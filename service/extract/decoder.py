@@ -12,6 +12,9 @@ Three things make it fast without changing what it writes:
   have chosen.
 * **Cached masks.** The allowed tokens of each index state are computed once.
 
+Values the engine names in ``copy_shapes`` (dates) are also held to what
+the document prints in their shape while they are written (:mod:`service.extract.copying`).
+
 Runaway output is bounded on purpose, never cut silently: a string value
 longer than ``value_limit_bytes`` is closed, and when the token budget runs
 low the decoder switches to closing mode (close strings and arrays, prefer
@@ -30,6 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from service.extract.copying import CopyConstraint, PrintedShape
 from service.extract.session import ModelSession
 
 FORCED_SCAN_LIMIT = 128  # a state allowing more tokens than this cannot be forced
@@ -143,9 +147,10 @@ def _masked_choice(row: np.ndarray, allowed: np.ndarray) -> tuple[int, float]:
 
 
 class Decoder:
-    def __init__(self, session: ModelSession, table: StateTable, speculate_tokens: int = 8, value_limit_bytes: int = 256, top_level_fields: int = 16):
+    def __init__(self, session: ModelSession, table: StateTable, speculate_tokens: int = 8, value_limit_bytes: int = 256, top_level_fields: int = 16, copy_shapes: dict[str, PrintedShape] | None = None):
         self.session = session
         self.table = table
+        self.copy_shapes = dict(copy_shapes or {})  # key → shape of the values held to the document's text
         self.speculate_tokens = speculate_tokens
         self.value_limit_bytes = value_limit_bytes
         self.closing_reserve = CLOSING_RESERVE_PER_FIELD * top_level_fields
@@ -191,6 +196,7 @@ class Decoder:
         out_bytes = bytearray()
         calls = proposed = accepted = 0
         prefill_ms = 0.0
+        copy = CopyConstraint(self.copy_shapes, source, table.vocab.token_bytes) if self.copy_shapes and source else None
 
         def run_model(ids: list[int], kv, keep: int = 1):
             nonlocal model_s, prefill_ms, calls
@@ -234,6 +240,11 @@ class Decoder:
                 t0 = time.perf_counter()
                 closing = closing or self._must_close(out_bytes, len(tokens), max_new_tokens)
                 allowed = table.closers(state) if closing else table.allowed(state)
+                if copy is not None:
+                    held = copy.restrict(allowed, out_bytes)
+                    if held is None and closing:  # no closer ends on a printed value: finish one instead
+                        held = copy.restrict(table.allowed(state), out_bytes)
+                    allowed = allowed if held is None else held
                 tok, prob = _masked_choice(logits[base + j], allowed)
                 mask_s += time.perf_counter() - t0
                 emit(tok, prob, False, closing)

@@ -21,9 +21,11 @@ from outlines_core import Index
 from outlines_core.json_schema import build_regex_from_schema
 
 from config.settings import Settings
-from service.doctypes import DocumentType, FieldSpec, load_document_types
+from service.doctypes import PRINTED_DATE_PATTERN, DocumentType, FieldSpec, load_document_types
 from service.extract.artifacts import resolve_model_dir
-from service.extract.confidence import Calibration, raw_confidence
+from service.extract.copying import PrintedShape
+from service.extract.confidence import NOT_FOUND_FACTOR, Calibration, raw_confidence
+from service.extract.currency import evidence_for, printed_currencies, the_currency
 from service.extract.decoder import Decoder, DecodeResult, StateTable
 from service.extract.evidence import find_span
 from service.extract.prompt import build_prompt, fit_to_budget
@@ -32,7 +34,7 @@ from service.extract.session import ModelSession
 from service.extract.spans import token_spans, value_spans
 from service.extract.vocabulary import TokenVocabulary
 from service.ingest import IngestedDocument
-from service.normalize import normalize_field
+from service.normalize import normalize_date, normalize_field
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,13 @@ MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 META_FILE = "docket-model.json"
 COPIED_KINDS = ("string", "number", "date")  # values the model copies from the text
+CURRENCY_FORMAT = "iso4217"  # codes whose evidence is the symbol or code the text prints
+
+
+def copy_shapes(doc_type: DocumentType) -> dict[str, PrintedShape]:
+    """Keys (at any depth) whose values must be printed in the document, with their shape: dates are copied, never composed."""
+    specs = [*doc_type.fields, *(item for spec in doc_type.fields for item in spec.items)]
+    return {spec.name: PrintedShape(PRINTED_DATE_PATTERN, normalize_date) for spec in specs if spec.kind == "date"}
 
 
 class ModelNotFound(RuntimeError):
@@ -100,6 +109,7 @@ class Engine:
                 StateTable(index, self.vocab),
                 speculate_tokens=self.settings.speculate_tokens,
                 top_level_fields=len(doc_type.fields),
+                copy_shapes=copy_shapes(doc_type),
             )
         return self._decoders[doc_type.name]
 
@@ -171,9 +181,13 @@ class Engine:
                     was_cut |= cut
             return probs, was_cut
 
+        marks = printed_currencies(document.text)
+
         def leaf(spec: FieldSpec, raw: Any, span: tuple[int, int], hint: int) -> tuple[FieldResult, int]:
             probs, was_cut = probe(span)
             value = normalize_field(spec, raw)
+            if spec.format == CURRENCY_FORMAT:
+                return self._currency(raw, value, probs, was_cut, marks, document), hint
             evidence, found = None, False
             expected = raw is not None and spec.kind in COPIED_KINDS
             if expected:
@@ -215,6 +229,28 @@ class Engine:
                 items=rows,
             )
         return fields, cut_fields
+
+
+    def _currency(self, raw: Any, value: Any, probs: list[float], was_cut: bool, marks: list, document: IngestedDocument) -> FieldResult:
+        """A currency code, with the mark the text prints for it as evidence.
+
+        The model's null stands only where the text prints no single currency;
+        otherwise the printed one is the value (a bare "$" at reduced
+        confidence), flagged ``currency_from_text`` for the reviewer.
+        """
+        problems = ["cut_off"] if was_cut else []
+        mark = evidence_for(value, marks) if value else None
+        if value is None and not was_cut and (printed := the_currency(marks)) is not None:
+            mark, value, raw = printed, printed.code, document.text[printed.start : printed.end]
+            problems.append("currency_from_text")
+            score = raw_confidence([], True, True) * (NOT_FOUND_FACTOR if printed.assumed else 1.0)
+        else:
+            score = raw_confidence(probs, value is not None, mark is not None)
+        if raw is not None and value is None:
+            problems.append("unreadable")
+        evidence = Evidence(mark.start, mark.end, document.page_of(mark.start), document.text[mark.start : mark.end]) if mark else None
+        confidence = 0.0 if was_cut else self.calibration(score)
+        return FieldResult(value=value, raw=raw, confidence=confidence, evidence=evidence, problems=problems)
 
 
 def load_engine(settings: Settings) -> Engine:

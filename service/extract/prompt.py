@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from service.doctypes import DocumentType
+from service.doctypes import DATE_PLACEHOLDER, DocumentType
 
 _SPACE_RUN = re.compile(r"[ \t\u00a0]{2,}")
 _BLANK_RUN = re.compile(r"\n{3,}")
@@ -95,6 +95,8 @@ def _placeholder(spec) -> Any:
         return spec.enum[0]
     if spec.kind == "code":
         raise ValueError(f"{spec.name} must be labelled: no neutral value satisfies its pattern")
+    if spec.kind == "date":
+        return DATE_PLACEHOLDER  # "" is not a printed date
     return ""
 
 
