@@ -31,7 +31,7 @@ def _every_token(vocab) -> np.ndarray:
 
 
 def test_inside_a_date_only_continuations_of_printed_dates_are_allowed(vocab):
-    copy = CopyConstraint({"invoice_date": DATE}, RECEIPT.encode(), vocab.token_bytes)
+    copy = CopyConstraint({"invoice_date": DATE}, RECEIPT.encode(), vocab)
     everything = _every_token(vocab)
     for written in [b"", b"2", b"25-03", b"11/04/18"]:
         out = b'{"vendor_name":"X","invoice_date":"' + written
@@ -47,20 +47,20 @@ def test_inside_a_date_only_continuations_of_printed_dates_are_allowed(vocab):
 
 
 def test_outside_a_date_nothing_is_restricted(vocab):
-    copy = CopyConstraint({"invoice_date": DATE}, RECEIPT.encode(), vocab.token_bytes)
+    copy = CopyConstraint({"invoice_date": DATE}, RECEIPT.encode(), vocab)
     everything = _every_token(vocab)
     for out in [b'{"vendor_name":"', b'{"vendor_name":"X","invoice_date":"11/04/18","due_date":', b'{"invoice_number":"']:
         assert copy.restrict(everything, out) is None
 
 
 def test_when_nothing_keeps_to_the_document_the_schema_stands(vocab):
-    copy = CopyConstraint({"invoice_date": DATE}, RECEIPT.encode(), vocab.token_bytes)
+    copy = CopyConstraint({"invoice_date": DATE}, RECEIPT.encode(), vocab)
     digits = np.array([vocab.ids_by_bytes[b"7"]], dtype=np.int64)  # no printed date starts with 7
     assert copy.restrict(digits, b'{"invoice_date":"') is None
 
 
 def test_a_document_without_dates_constrains_nothing(vocab):
-    copy = CopyConstraint({"invoice_date": DATE}, b"Total 12.50", vocab.token_bytes)
+    copy = CopyConstraint({"invoice_date": DATE}, b"Total 12.50", vocab)
     everything = _every_token(vocab)
     assert copy.printed("invoice_date") == set()
     assert copy.restrict(everything, b'{"invoice_date":"') is None

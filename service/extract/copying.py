@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from service.extract.vocabulary import TokenVocabulary
+
 MAX_VALUE_CHARS = 48  # a printed date, with its time, is shorter than this
 
 
@@ -51,7 +53,7 @@ def printed_values(shape: PrintedShape, text: str) -> set[str]:
 class CopyConstraint:
     """Allowed tokens for the values of some keys, restricted to what the document prints in their shape."""
 
-    def __init__(self, shapes: dict[str, PrintedShape], source: bytes, token_bytes: list[bytes | None]):
+    def __init__(self, shapes: dict[str, PrintedShape], source: bytes, vocab: TokenVocabulary):
         text = source.decode("utf-8", errors="replace")
         self._values: dict[bytes, set[bytes]] = {}
         self._prefixes: dict[bytes, set[bytes]] = {}
@@ -61,8 +63,8 @@ class CopyConstraint:
                 marker = b'"' + key.encode("utf-8") + b'":"'
                 self._values[marker] = values
                 self._prefixes[marker] = {v[:n] for v in values for n in range(len(v) + 1)}
-        self._token_bytes = token_bytes
-        self._first_byte = np.array([piece[0] if piece else -1 for piece in token_bytes], dtype=np.int16)
+        self._token_bytes = vocab.token_bytes
+        self._first_byte = vocab.first_bytes
 
     def printed(self, key: str) -> set[str]:
         """The values the document prints for *key* (empty when it is not constrained here)."""
@@ -82,7 +84,7 @@ class CopyConstraint:
     def restrict(self, allowed: np.ndarray, out_bytes: bytes | bytearray) -> np.ndarray | None:
         """The tokens of *allowed* that keep the value being written to a printed one;
         None outside a constrained value or when none does (the schema's choice stands)."""
-        inside = self._marker_of(out_bytes) if self._values else None
+        inside = self._marker_of(out_bytes)
         if inside is None:
             return None
         marker, written = inside

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import pycountry
+from service.validate import is_currency_code
 
 # Symbols and local abbreviations that name one currency each.
 SYMBOLS = {
@@ -66,10 +66,6 @@ class PrintedCurrency:
     assumed: bool  # read from a bare "$"
 
 
-def _is_iso_code(code: str) -> bool:
-    return pycountry.currencies.get(alpha_3=code) is not None
-
-
 def printed_currencies(text: str) -> list[PrintedCurrency]:
     """Every currency mark in *text*, in order: codes, then symbols that name one currency."""
     marks: list[PrintedCurrency] = []
@@ -78,7 +74,7 @@ def printed_currencies(text: str) -> list[PrintedCurrency]:
         near = text[max(0, match.start() - 12) : match.start()], text[match.end() : match.end() + 12]
         glued = text[match.start() - 1 : match.start()].isdigit() or text[match.end() : match.end() + 1].isdigit()
         trusted = code in COMMON_CODES or (
-            not glued and bool(_AMOUNT_NEAR.search(near[0]) or _AMOUNT_NEAR.search(near[1])) and _is_iso_code(code)
+            not glued and bool(_AMOUNT_NEAR.search(near[0]) or _AMOUNT_NEAR.search(near[1])) and is_currency_code(code)
         )
         if trusted:
             marks.append(PrintedCurrency(code, match.start(), match.end(), False))

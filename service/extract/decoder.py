@@ -196,7 +196,7 @@ class Decoder:
         out_bytes = bytearray()
         calls = proposed = accepted = 0
         prefill_ms = 0.0
-        copy = CopyConstraint(self.copy_shapes, source, table.vocab.token_bytes) if self.copy_shapes and source else None
+        copy = CopyConstraint(self.copy_shapes, source, table.vocab) if self.copy_shapes and source else None
 
         def run_model(ids: list[int], kv, keep: int = 1):
             nonlocal model_s, prefill_ms, calls

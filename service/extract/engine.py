@@ -181,24 +181,25 @@ class Engine:
                     was_cut |= cut
             return probs, was_cut
 
-        marks = printed_currencies(document.text)
+        has_currency = any(spec.format == CURRENCY_FORMAT for spec in doc_type.fields)
+        marks = printed_currencies(document.text) if has_currency else []
 
         def leaf(spec: FieldSpec, raw: Any, span: tuple[int, int], hint: int) -> tuple[FieldResult, int]:
             probs, was_cut = probe(span)
             value = normalize_field(spec, raw)
-            if spec.format == CURRENCY_FORMAT:
-                return self._currency(raw, value, probs, was_cut, marks, document), hint
-            evidence, found = None, False
-            expected = raw is not None and spec.kind in COPIED_KINDS
-            if expected:
-                found_span = find_span(str(raw), document.text, hint)
-                if found_span:
-                    found = True
-                    a, b = found_span
-                    evidence = Evidence(a, b, document.page_of(a), document.text[a:b])
-                    hint = b
-            confidence = 0.0 if was_cut else self.calibration(raw_confidence(probs, expected, found))
             problems = ["cut_off"] if was_cut else []
+            if spec.format == CURRENCY_FORMAT:
+                value, raw, found_span, score = _read_currency(value, raw, probs, was_cut, marks, document.text, problems)
+            else:
+                expected = raw is not None and spec.kind in COPIED_KINDS
+                found_span = find_span(str(raw), document.text, hint) if expected else None
+                score = raw_confidence(probs, expected, found_span is not None)
+                hint = found_span[1] if found_span else hint
+            evidence = None
+            if found_span:
+                a, b = found_span
+                evidence = Evidence(a, b, document.page_of(a), document.text[a:b])
+            confidence = 0.0 if was_cut else self.calibration(score)
             if raw is not None and value is None:
                 problems.append("unreadable")
             return FieldResult(value=value, raw=raw, confidence=confidence, evidence=evidence, problems=problems), hint
@@ -231,26 +232,21 @@ class Engine:
         return fields, cut_fields
 
 
-    def _currency(self, raw: Any, value: Any, probs: list[float], was_cut: bool, marks: list, document: IngestedDocument) -> FieldResult:
-        """A currency code, with the mark the text prints for it as evidence.
+def _read_currency(value, raw, probs, was_cut, marks, text, problems) -> tuple[Any, Any, tuple[int, int] | None, float]:
+    """A currency code, its evidence span (the mark the text prints for it) and its raw score.
 
-        The model's null stands only where the text prints no single currency;
-        otherwise the printed one is the value (a bare "$" at reduced
-        confidence), flagged ``currency_from_text`` for the reviewer.
-        """
-        problems = ["cut_off"] if was_cut else []
-        mark = evidence_for(value, marks) if value else None
-        if value is None and not was_cut and (printed := the_currency(marks)) is not None:
-            mark, value, raw = printed, printed.code, document.text[printed.start : printed.end]
-            problems.append("currency_from_text")
-            score = raw_confidence([], True, True) * (NOT_FOUND_FACTOR if printed.assumed else 1.0)
-        else:
-            score = raw_confidence(probs, value is not None, mark is not None)
-        if raw is not None and value is None:
-            problems.append("unreadable")
-        evidence = Evidence(mark.start, mark.end, document.page_of(mark.start), document.text[mark.start : mark.end]) if mark else None
-        confidence = 0.0 if was_cut else self.calibration(score)
-        return FieldResult(value=value, raw=raw, confidence=confidence, evidence=evidence, problems=problems)
+    The model's null stands only where the text prints no single currency;
+    otherwise the printed one is the value (a bare "$" at reduced
+    confidence), flagged ``currency_from_text`` in *problems* for the reviewer.
+    """
+    mark = evidence_for(value, marks) if value else None
+    if value is None and not was_cut and (printed := the_currency(marks)) is not None:
+        mark, value, raw = printed, printed.code, text[printed.start : printed.end]
+        problems.append("currency_from_text")
+        score = raw_confidence([], True, True) * (NOT_FOUND_FACTOR if printed.assumed else 1.0)
+    else:
+        score = raw_confidence(probs, value is not None, mark is not None)
+    return value, raw, ((mark.start, mark.end) if mark else None), score
 
 
 def load_engine(settings: Settings) -> Engine:

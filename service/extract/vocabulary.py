@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
 from tokenizers import Tokenizer
 
 
@@ -74,6 +75,11 @@ class TokenVocabulary:
             if b and b not in out:
                 out[b] = idx
         return out
+
+    @cached_property
+    def first_bytes(self) -> np.ndarray:
+        """Each token's first byte (-1 for an empty one), to cut a mask down by what comes next."""
+        return np.array([b[0] if b else -1 for b in self.token_bytes], dtype=np.int16)
 
     @cached_property
     def max_token_bytes(self) -> int:
