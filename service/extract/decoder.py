@@ -78,26 +78,34 @@ class StateTable:
         if 0 < len(ids) <= FORCED_SCAN_LIMIT:
             pieces = [(self.vocab.token_bytes[t], int(t)) for t in ids]
             longest, tok = max(pieces, key=lambda p: (len(p[0]), -p[1]))
-            if self._only_continues(state, longest, depth=0):
+            if self._only_continues(state, longest):
                 choice = tok
         self._forced[state] = choice
         return choice
 
-    def _only_continues(self, state: int, text: bytes, depth: int) -> bool:
-        """Whether every way on from *state* begins by writing *text* (or a prefix of it, then the rest)."""
+    def _only_continues(self, state: int, text: bytes, seen: dict | None = None) -> bool:
+        """Whether every way on from *state* begins by writing *text* (or a prefix of it, then the rest).
+
+        Every usable token writes at least one byte, so *text* shrinks on each
+        step and the walk ends; *seen* keeps it linear in the ways to spell
+        *text* (after ``{"`` the tokens ``c``, ``cu`` … ``customer`` all lead
+        on to ``customer_name``, so ``customer`` is forced).
+        """
+        seen = {} if seen is None else seen
+        if (state, text) in seen:
+            return seen[(state, text)]
         ids = self.allowed(state)
-        if not 0 < len(ids) <= FORCED_SCAN_LIMIT or depth > len(text):
-            return False
-        for t in ids:
+        answer = 0 < len(ids) <= FORCED_SCAN_LIMIT
+        for t in ids if answer else ():
             piece = self.vocab.token_bytes[t]
             if piece.startswith(text):
                 continue
-            if not text.startswith(piece):
-                return False
-            after = self.next_state(state, int(t))
-            if after is None or not self._only_continues(after, text[len(piece):], depth + 1):
-                return False
-        return True
+            after = self.next_state(state, int(t)) if text.startswith(piece) else None
+            if after is None or not self._only_continues(after, text[len(piece):], seen):
+                answer = False
+                break
+        seen[(state, text)] = answer
+        return answer
 
     def closers(self, state: int) -> np.ndarray:
         """The shortest way out of a value: close the string, close the array, or say null."""
