@@ -162,3 +162,15 @@ def test_a_key_the_schema_fixes_is_forced_whole(parts):
         state = table.next_state(state, tok)
     assert written == b'{"customer_name'
 
+
+def test_earlier_answers_change_the_calls_never_the_output(parts, tiny_model_dir: Path, tmp_path):
+    """A decoder that remembers its answers drafts from them: the same document decoded again takes fewer calls, same tokens."""
+    vocab, _ = parts
+    dt = DOC_TYPES["ticket"]
+    decoder = Decoder(ModelSession(tiny_model_dir / "model.onnx"), StateTable(load_index(dt, vocab, tmp_path), vocab), top_level_fields=len(dt.fields))
+    ids = vocab.encode(build_prompt(dt, compact_text(TEXTS[0])))
+    first = decoder.decode(ids, 300, TEXTS[0].encode())
+    assert len(decoder.recent) == 1
+    again = decoder.decode(ids, 300, TEXTS[0].encode())
+    assert again.tokens == first.tokens
+    assert again.model_calls < first.model_calls

@@ -29,17 +29,20 @@ from __future__ import annotations
 
 import re
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from service.extract.copying import CopyConstraint, PrintedShape
+from service.extract.drafting import Drafter
 from service.extract.session import ModelSession
 
 FORCED_SCAN_LIMIT = 128  # a state allowing more tokens than this cannot be forced
 STRING_STATE_SIZE = 1000  # a state allowing this many tokens is inside a free string
 _CLOSING = re.compile(rb'"?[\]}]*')
 CLOSING_RESERVE_PER_FIELD = 10  # tokens kept back per top-level field to finish the JSON
+RECENT_OUTPUTS = 8  # answers kept as drafts for the next documents of the type
 
 
 class StateTable:
@@ -155,9 +158,11 @@ def _masked_choice(row: np.ndarray, allowed: np.ndarray) -> tuple[int, float]:
 
 
 class Decoder:
-    def __init__(self, session: ModelSession, table: StateTable, speculate_tokens: int = 8, value_limit_bytes: int = 256, top_level_fields: int = 16, copy_shapes: dict[str, PrintedShape] | None = None):
+    def __init__(self, session: ModelSession, table: StateTable, speculate_tokens: int = 8, value_limit_bytes: int = 256, top_level_fields: int = 16, copy_shapes: dict[str, PrintedShape] | None = None, skeleton: bytes = b""):
         self.session = session
         self.table = table
+        self.skeleton = skeleton  # the answer with every field empty: where nulls and keys are drafted from
+        self.recent: deque[bytes] = deque(maxlen=RECENT_OUTPUTS)  # newest first
         self.copy_shapes = dict(copy_shapes or {})  # key → shape of the values held to the document's text
         self.speculate_tokens = speculate_tokens
         self.value_limit_bytes = value_limit_bytes
@@ -169,26 +174,43 @@ class Decoder:
         quote = out_bytes.rfind(b'"')
         return quote >= 0 and len(out_bytes) - quote - 1 > self.value_limit_bytes
 
-    def _propose(self, out_bytes: bytearray, state: int, source: bytes) -> list[int]:
-        """Tokens that would continue the string value being written, copied from the document.
+    def _propose(self, out_bytes: bytearray, state: int, drafter: Drafter) -> list[int]:
+        """Tokens that would likely come next (:mod:`service.extract.drafting`); wrong ones cost a wider pass, never the output."""
+        if self.speculate_tokens <= 0:
+            return []
+        draft, into_strings = drafter.draft(bytes(out_bytes), in_string=self._in_string(state))
+        return self._spell(draft, state, into_strings) if draft else []
 
-        The continuation is spelled the way the tokenizer spells it (as the
-        model was trained to copy values), or by longest match where that
-        spelling does not line up with the bytes or the schema.
+    def _in_string(self, state: int) -> bool:
+        return len(self.table.allowed(state)) >= STRING_STATE_SIZE
+
+    def _spell(self, draft: bytes, state: int, into_strings: bool = True) -> list[int]:
+        """*draft* as the tokens decoding would take: forced tokens where the schema forces, else the tokenizer's spelling.
+
+        Without *into_strings* the tokens stop where a string value opens.
         """
-        if self.speculate_tokens <= 0 or not source:
-            return []
-        quote = out_bytes.rfind(b'"')
-        written = bytes(out_bytes[quote + 1 :])
-        if quote < 0 or len(written) < 2 or b'"' in written:
-            return []
-        at = source.find(written)
-        if at < 0:
-            return []
-        rest = source[at + len(written) : at + len(written) + 64]
-        vocab, most = self.table.vocab, self.speculate_tokens
-        tokens, _, _ = vocab.spell(rest, state, self.table.next_state, natural=True, max_tokens=most)
-        return tokens or vocab.spell(rest, state, self.table.next_state, natural=False, max_tokens=most)[0]
+        table, vocab = self.table, self.table.vocab
+        tokens: list[int] = []
+        pos = 0
+        was_in_string = self._in_string(state)
+        while pos < len(draft) and len(tokens) < self.speculate_tokens:
+            in_string = self._in_string(state)
+            if in_string and not was_in_string and not into_strings:
+                break
+            was_in_string = in_string
+            tok = table.forced(state)
+            if tok is None:
+                natural = vocab.encode(draft[pos:].decode("utf-8", errors="ignore"))
+                if not natural:
+                    break
+                tok = natural[0]
+            piece = vocab.token_bytes[tok] or b""
+            after = table.next_state(state, tok) if draft.startswith(piece, pos) else None
+            if after is None:
+                break
+            tokens.append(tok)
+            state, pos = after, pos + len(piece)
+        return tokens
 
     def decode(self, prompt_ids: list[int], max_new_tokens: int, source: bytes = b"", speculate: bool = True, jump_forward: bool = True) -> DecodeResult:
         table, session = self.table, self.session
@@ -205,6 +227,7 @@ class Decoder:
         calls = proposed = accepted = 0
         prefill_ms = 0.0
         copy = CopyConstraint(self.copy_shapes, source, table.vocab) if self.copy_shapes and source else None
+        drafter = Drafter(source, [*self.recent, self.skeleton])
 
         def run_model(ids: list[int], kv, keep: int = 1):
             nonlocal model_s, prefill_ms, calls
@@ -237,7 +260,7 @@ class Decoder:
                 state = table.next_state(state, tok)
                 continue
             closing = self._must_close(out_bytes, len(tokens), max_new_tokens)
-            proposal = self._propose(out_bytes, state, source) if speculate and not closing else []
+            proposal = self._propose(out_bytes, state, drafter) if speculate and not closing else []
             proposal = proposal[: max(0, max_new_tokens - len(tokens) - 1)]
             logits, cache = run_model(pending + proposal, cache, keep=len(proposal) + 1)
             proposed += len(proposal)
@@ -246,16 +269,21 @@ class Decoder:
             taken = 0
             for j in range(len(proposal) + 1):
                 t0 = time.perf_counter()
-                closing = closing or self._must_close(out_bytes, len(tokens), max_new_tokens)
-                allowed = table.closers(state) if closing else table.allowed(state)
-                if copy is not None:
-                    held = copy.restrict(allowed, out_bytes)
-                    if held is None and closing:  # no closer ends on a printed value: finish one instead
-                        held = copy.restrict(table.allowed(state), out_bytes)
-                    allowed = allowed if held is None else held
-                tok, prob = _masked_choice(logits[base + j], allowed)
-                mask_s += time.perf_counter() - t0
-                emit(tok, prob, False, closing)
+                tok = table.forced(state) if j else None  # a draft runs on through keys and punctuation
+                if tok is not None:
+                    mask_s += time.perf_counter() - t0
+                    emit(tok, 1.0, True)
+                else:
+                    closing = closing or self._must_close(out_bytes, len(tokens), max_new_tokens)
+                    allowed = table.closers(state) if closing else table.allowed(state)
+                    if copy is not None:
+                        held = copy.restrict(allowed, out_bytes)
+                        if held is None and closing:  # no closer ends on a printed value: finish one instead
+                            held = copy.restrict(table.allowed(state), out_bytes)
+                        allowed = allowed if held is None else held
+                    tok, prob = _masked_choice(logits[base + j], allowed)
+                    mask_s += time.perf_counter() - t0
+                    emit(tok, prob, False, closing)
                 state = table.next_state(state, tok)
                 if j < len(proposal) and tok == proposal[j] and not table.is_final(state) and len(tokens) < max_new_tokens:
                     taken += 1
@@ -264,6 +292,8 @@ class Decoder:
             accepted += taken
             cache = cache.truncate(fed_before + len(pending) + taken)
             pending = [tok]
+        if table.is_final(state):
+            self.recent.appendleft(bytes(out_bytes))
         total_ms = (time.perf_counter() - t_start) * 1000
         return DecodeResult(
             tokens=tokens,

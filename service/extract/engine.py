@@ -28,7 +28,7 @@ from service.extract.confidence import NOT_FOUND_FACTOR, Calibration, raw_confid
 from service.extract.currency import evidence_for, printed_currencies, the_currency
 from service.extract.decoder import Decoder, DecodeResult, StateTable
 from service.extract.evidence import find_span
-from service.extract.prompt import build_prompt, fit_to_budget
+from service.extract.prompt import build_prompt, empty_answer, fit_to_budget
 from service.extract.result import Evidence, Extraction, FieldResult
 from service.extract.session import ModelSession
 from service.extract.spans import token_spans, value_spans
@@ -110,6 +110,7 @@ class Engine:
                 speculate_tokens=self.settings.speculate_tokens,
                 top_level_fields=len(doc_type.fields),
                 copy_shapes=copy_shapes(doc_type),
+                skeleton=empty_answer(doc_type).encode("utf-8"),
             )
         return self._decoders[doc_type.name]
 

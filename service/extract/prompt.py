@@ -100,6 +100,15 @@ def _placeholder(spec) -> Any:
     return ""
 
 
+def empty_answer(doc_type: DocumentType) -> str:
+    """The output's shape with nothing found: every key in schema order, null or an empty list.
+
+    The decoder drafts keys and nulls from it, so a run of absent fields is
+    verified in one model call.
+    """
+    return _dump({spec.name: [] if spec.kind == "array" else None for spec in doc_type.fields})
+
+
 def render_target(doc_type: DocumentType, target: dict[str, Any], labelled: set[str] | None = None) -> tuple[str, list[tuple[int, int]]]:
     """Compact JSON in schema order, and the character spans of unlabelled values.
 

@@ -1,0 +1,79 @@
+"""Drafts for speculation: what the output is likely to write next, as bytes.
+
+Greedy verification makes a draft free to be wrong (it only widens a forward
+pass), so drafts are cheap guesses from text the output tends to repeat:
+
+* **the document**, while a value is being copied: where what has been
+  written of the value is printed, what follows it there. Values are read in
+  roughly the order the text prints them (line items above all), so the search
+  starts where the last copied value was found. A draft stops at a line break
+  or a column gap: a value rarely runs on across one, and the model's own
+  closing quote comes free with the last verified row.
+* **earlier outputs of the type** (newest first), then **the empty answer**
+  (every key, every value null): the longest recent stretch of the output found
+  there, and what follows it, up to the next string value. This drafts keys,
+  punctuation and runs of absent fields, the labels an enum repeats, and,
+  matched on the value's own text, phrasing a summary repeats.
+"""
+
+from __future__ import annotations
+
+import re
+
+DRAFT_BYTES = 96  # how much of a continuation is proposed from
+LOOKUP_BYTES = 32  # the longest stretch of output looked up
+LOOKUP_MIN_BYTES = 4  # shorter stretches match too much to be worth proposing from
+_VALUE_END = re.compile(rb"\n| {2,}|\t")  # where a copied value usually ends in layout text
+
+
+def continuation(context: bytes, texts: list[bytes]) -> tuple[int, bytes] | None:
+    """Which of *texts* holds the longest tail of *context* (earlier texts first at equal length), and what follows it there."""
+    for n in range(min(len(context), LOOKUP_BYTES), LOOKUP_MIN_BYTES - 1, -1):
+        tail = context[-n:]
+        for i, text in enumerate(texts):
+            at = text.find(tail)
+            if 0 <= at and at + n < len(text):
+                return i, text[at + n : at + n + DRAFT_BYTES]
+    return None
+
+
+def _to_value_end(rest: bytes) -> bytes:
+    end = _VALUE_END.search(rest)
+    return rest[: end.start()] if end else rest
+
+
+class Drafter:
+    """Drafts for one decode: the document, and the outputs it may repeat (earlier answers, the empty answer)."""
+
+    def __init__(self, source: bytes, answers: list[bytes]):
+        self.source = source
+        self.answers = answers
+        self.cursor = 0  # just past the last value copied from the document
+
+    def draft(self, out_bytes: bytes, in_string: bool) -> tuple[bytes | None, bool]:
+        """The likely continuation of *out_bytes*, and whether it may run on into the next string value.
+
+        *in_string*: a string value is being written. Only the document
+        drafts a value's text; another answer's value for the same key
+        (a vendor, a date) is rarely this document's, so a draft from the
+        answers stops where the next string value opens.
+        """
+        quote = out_bytes.rfind(b'"')
+        written = out_bytes[quote + 1 :] if quote >= 0 else b""
+        if not in_string:
+            found = continuation(out_bytes[-LOOKUP_BYTES:], self.answers)
+            return (found[1], False) if found else (None, False)
+        if self.source and len(written) >= 2:
+            at = self.source.find(written, self.cursor)
+            at = self.source.find(written) if at < 0 else at
+            if at >= 0:
+                self.cursor = at + len(written)
+                if draft := _to_value_end(self.source[self.cursor : self.cursor + DRAFT_BYTES]):
+                    return draft, True
+        # A value joined from several lines, or phrasing earlier answers
+        # repeat (a summary): matched on the value's own text.
+        found = continuation(written, [self.source, *self.answers]) if len(written) >= LOOKUP_MIN_BYTES else None
+        if found is None:
+            return None, False
+        text, draft = found
+        return (_to_value_end(draft), True) if text == 0 else (draft, False)

@@ -1,0 +1,66 @@
+"""Drafts for speculation: where the decoder's guesses of the next bytes come from.
+
+A draft only widens a forward pass when it is wrong, so these tests pin down
+that the guesses are the likely ones: the document's text after what a value
+has written so far, in the order the document prints values, and the keys and
+nulls the output repeats.
+"""
+
+from __future__ import annotations
+
+from service.extract.drafting import Drafter, continuation
+
+LAYOUT = b"Widget A   2   12.50   25.00\nWidget B   1   4.00   4.00\nWidget A   1   12.50   12.50\nTotal 41.50"
+SKELETON = b'{"vendor_name":null,"invoice_number":null,"total":null,"line_items":[]}'
+
+
+def test_a_value_is_drafted_from_the_document_up_to_the_column_gap():
+    drafter = Drafter(LAYOUT, [])
+    draft, into_strings = drafter.draft(b'{"line_items":[{"description":"Wi', in_string=True)
+    assert draft == b"dget A"
+    assert into_strings
+
+
+def test_repeated_values_are_drafted_in_the_order_the_document_prints_them():
+    """The second "Widget A" row is drafted from the third line, not the first: the search starts after the last copy."""
+    drafter = Drafter(LAYOUT, [])
+    drafter.draft(b'[{"description":"Widget B', in_string=True)  # the second line is where the reading is
+    draft, _ = drafter.draft(b'[{"description":"Widget B"},{"description":"Wi', in_string=True)
+    at = LAYOUT.find(b"dget A", LAYOUT.find(b"Widget B"))
+    assert draft == b"dget A"
+    assert drafter.cursor == at
+
+
+def test_a_value_printed_only_before_the_cursor_is_still_found():
+    drafter = Drafter(LAYOUT, [])
+    drafter.draft(b'"Tot', in_string=True)  # the cursor is now past every line item
+    draft, _ = drafter.draft(b'"Widget', in_string=True)
+    assert draft == b" A"
+    assert drafter.cursor == LAYOUT.find(b"Widget") + len(b"Widget")
+
+
+def test_outside_a_string_keys_and_nulls_come_from_the_empty_answer_and_stop_at_a_string():
+    drafter = Drafter(LAYOUT, [SKELETON])
+    draft, into_strings = drafter.draft(b'{"vendor_name":null,"inv', in_string=False)
+    assert draft.startswith(b'oice_number":null,"total":null')
+    assert not into_strings
+
+
+def test_an_earlier_answer_is_preferred_to_the_empty_one():
+    earlier = b'{"vendor_name":"Acme","invoice_number":"7","total":"9.00","line_items":[]}'
+    drafter = Drafter(b"", [earlier, SKELETON])
+    draft, _ = drafter.draft(b'{"vendor_name":"Bolt","invoice_number":', in_string=False)
+    assert draft.startswith(b'"7","total"')
+
+
+def test_nothing_is_drafted_from_too_little_output():
+    drafter = Drafter(LAYOUT, [SKELETON])
+    assert drafter.draft(b'{"', in_string=False) == (None, False)
+    assert drafter.draft(b'{"vendor_name":"W', in_string=True) == (None, False)
+
+
+def test_continuation_takes_the_longest_tail_and_earlier_texts_first():
+    texts = [b"xx total: 12 yy", b"the total: 99 zz"]
+    assert continuation(b"grand total: ", texts) == (0, b"12 yy")
+    assert continuation(b"abc", texts) is None  # shorter than the least tail looked up
+    assert continuation(b"nothing like it", texts) is None
