@@ -5,11 +5,13 @@ Three things make it fast without changing what it writes:
 * **Jump-forward.** Where the schema leaves one way to go (keys, punctuation),
   the longest allowed token is taken without asking the model; those tokens
   enter the KV cache with the next model call.
-* **Copy speculation.** Extraction mostly copies: while a string value is
-  being written, the document is searched for what has been written so far and
-  the text that follows it is proposed; one forward pass verifies all proposed
-  tokens and greedy acceptance keeps exactly what step-by-step decoding would
-  have chosen.
+* **Speculation.** Extraction mostly copies: a draft of the next bytes
+  (:mod:`service.extract.drafting`: the document while a value is copied,
+  earlier answers and the empty answer between values) is spelled in tokens
+  and one forward pass verifies them all; greedy acceptance keeps what
+  step-by-step decoding would have chosen, up to the kernels' rounding (with
+  int8 weights a one-token pass and a nine-token pass round differently, and
+  a near-tie can flip: ``python -m benchmarks.speculation``).
 * **Cached masks.** The allowed tokens of each index state are computed once.
 
 Values the engine names in ``copy_shapes`` (dates) are also held to what
@@ -22,7 +24,7 @@ null) so the JSON always completes. Tokens chosen that way are flagged in
 :attr:`DecodeResult.cut`; the engine reports the fields they belong to.
 
 Greedy decoding only: extraction wants the most likely reading, and greedy
-makes jump-forward and speculation provably output-preserving.
+makes jump-forward and speculation output-preserving in exact arithmetic.
 """
 
 from __future__ import annotations
