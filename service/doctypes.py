@@ -33,6 +33,17 @@ class FieldSpec:
         """A field that may not be null must be settled before a document goes straight through."""
         return not self.nullable
 
+    @property
+    def advisory(self) -> bool:
+        """A judgement the text cannot settle (``"x-docket-advisory": true``): reported, never holding a document back.
+
+        A summary is written, not copied, and a priority or a sentiment is an
+        opinion: their confidence says how sure the model is, but no
+        threshold on it makes the document more right, and holding every
+        ticket for one would send every ticket to review.
+        """
+        return bool(self.schema.get("x-docket-advisory"))
+
 
 def _types_of(schema: dict[str, Any]) -> list[str]:
     declared = schema.get("type", "string")

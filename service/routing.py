@@ -3,7 +3,10 @@
 A document goes straight through only when every field that has to be
 settled clears its confidence threshold and no validation rule failed:
 non-nullable fields always count, nullable fields count when the model gave
-a value (a confident null needs no threshold: nothing is written from it).
+a value (a confident null needs no threshold: nothing is written from it),
+and advisory fields (a summary, a priority: judgements the text cannot
+settle, marked ``x-docket-advisory`` in the schema) need a value but no
+threshold.
 Anything else is uncertain and, for now, goes to ``review``.
 
 The frontier seam: :func:`decide` only says *why* a document is uncertain.
@@ -105,7 +108,7 @@ def _field_reasons(doc_type: DocumentType, fields: dict, thresholds: dict[str, f
         if not has_value and not spec.nullable:
             yield {"code": "missing_required", "field": spec.name}
             continue
-        if not has_value:
+        if not has_value or spec.advisory:
             continue
         threshold = float(thresholds.get(spec.name, default))
         confidence = float(result.confidence)

@@ -85,6 +85,26 @@ def test_failed_rule_goes_to_review_by_name():
     assert decision.uncertain_fields == [REQUIRED[0]]
 
 
+ADVISORY = [s.name for s in TICKET.fields if s.advisory]
+
+
+def test_the_default_ticket_marks_its_judgements_advisory_and_nothing_it_extracts():
+    assert ADVISORY == ["priority", "sentiment", "summary"]
+    assert not any(s.advisory for s in DOC_TYPES["invoice"].fields)
+
+
+def test_an_unsure_advisory_field_does_not_hold_a_document_back():
+    decision = decide(TICKET, extraction(0.95, overrides={name: 0.3 for name in ADVISORY}))
+    assert decision.route == STRAIGHT_THROUGH and decision.reasons == ()
+    unsure_category = decide(TICKET, extraction(0.95, overrides={"category": 0.3, **{n: 0.3 for n in ADVISORY}}))
+    assert [r["field"] for r in unsure_category.reasons] == ["category"]
+
+
+def test_an_advisory_field_must_still_have_a_value():
+    decision = decide(TICKET, extraction(0.95, nulls=["summary"]))
+    assert decision.reasons == ({"code": "missing_required", "field": "summary"},)
+
+
 def test_no_text_layer_and_truncation_are_reasons_a_frontier_cannot_fix():
     decision = decide(TICKET, extraction(0.99), has_text_layer=False)
     assert decision.reasons == ({"code": "no_text_layer"},) and not decision.escalatable
