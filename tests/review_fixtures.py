@@ -160,9 +160,12 @@ def seed_pdf_invoice(settings: Settings, age_minutes: int = 60) -> str:
 
 
 def seed_ticket(settings: Settings, text: str = XSS_TICKET, filename: str = "xss-ticket.txt",
-                age_minutes: int = 30, summary_confidence: float = 0.35, warnings: tuple[str, ...] = (),
+                age_minutes: int = 30, uncertainty: float = 0.35, warnings: tuple[str, ...] = (),
                 frontier: dict[str, Any] | None = None) -> str:
-    """A support ticket (by default one full of markup) with an uncertain summary."""
+    """A support ticket (by default one full of markup) whose queue (category) and summary are at *uncertainty*.
+
+    The category is what routes it to review: the summary is advisory.
+    """
     data = text.encode()
     ingested = ingest_text(text)
     fields = {
@@ -171,11 +174,11 @@ def seed_ticket(settings: Settings, text: str = XSS_TICKET, filename: str = "xss
         "order_id": found(text, "4411", "4411", 0.94),
         "invoice_id": found(text, None, None, 0.95),
         "product": found(text, None, None, 0.91),
-        "category": found(text, None, "refund", 0.93),
+        "category": found(text, None, "refund", uncertainty),
         "priority": found(text, None, "medium", 0.92),
         "sentiment": found(text, None, "negative", 0.95),
         "language": found(text, None, "en", 0.99),
         "summary": found(text, "<script>window.__xss = 1</script>", "<script>window.__xss = 1</script>",
-                         summary_confidence),
+                         uncertainty),
     }
     return store_document(settings, "ticket", data, ingested, filename, fields, age_minutes, warnings, frontier)

@@ -218,7 +218,7 @@ def test_line_items_add_and_move_with_the_keyboard(new_page, settings):
 
 def test_pick_the_frontier_candidate_with_one_key(new_page, settings):
     ticket = seed_ticket(settings, text="Where is my parcel? Order 4411. Mallory <mallory@example.com>",
-                         summary_confidence=0.5, frontier={"category": "delivery", "summary": "Parcel missing"})
+                         uncertainty=0.5, frontier={"category": "delivery", "summary": "Parcel missing"})
     add_user(settings, "rita@example.com")
     page = new_page()
     log_in(page, "rita@example.com")

@@ -417,7 +417,7 @@ def test_line_items_can_be_reordered_added_and_removed(client, settings, reviewe
 
 def test_frontier_disagreement_shows_both_candidates(client, settings, reviewer):
     ticket = seed_ticket(settings, text="Where is my parcel? Order 4411. Mallory <mallory@example.com>",
-                         summary_confidence=0.5, frontier={"category": "delivery", "summary": "Parcel missing"})
+                         uncertainty=0.5, frontier={"category": "delivery", "summary": "Parcel missing"})
     csrf = login(client, reviewer)
     assert "frontier disagreement" in client.get("/ui/queue").text
     page = client.get(f"/ui/documents/{ticket}").text
@@ -433,7 +433,7 @@ def test_frontier_disagreement_shows_both_candidates(client, settings, reviewer)
 
 def test_bulk_approve_takes_only_documents_a_person_need_not_read(client, settings, reviewer, docs):
     clear = seed_ticket(settings, text="Hi, order 4411 never came. Mallory <mallory@example.com>",
-                        filename="clear.txt", summary_confidence=0.97, warnings=("page 2 left out: context budget",))
+                        filename="clear.txt", uncertainty=0.97, warnings=("page 2 left out: context budget",))
     csrf = login(client, reviewer)
     queue = client.get("/ui/queue").text
     assert f'id="sel-{clear}"' in queue
