@@ -456,6 +456,7 @@ def requeue_lost_documents(connection: Redis, db: Database, settings: Settings) 
 # --- the worker --------------------------------------------------------------
 
 
+COMMAND_POLL_S = 1.0  # how long the worker's command listener blocks between looks
 PROCESS_DOCUMENT = f"{process_document.__module__}.{process_document.__qualname__}"  # rq's job.func_name
 
 
@@ -474,6 +475,18 @@ class DocketWorker(SimpleWorker):
         document_id = job.args[0] if job.func_name == PROCESS_DOCUMENT and job.args else None
         with log_context(request_id=job.meta.get("request_id"), job_id=job.id, document_id=document_id):
             super().execute_job(job, queue)
+
+    def subscribe(self) -> None:
+        """rq's command channel, with its listener thread waking every second instead of every minute.
+
+        rq's listener waits up to a minute for the subscription to be
+        confirmed; when it starts before the confirmation arrives, stopping
+        the worker (a burst's end, a shutdown) waits out that minute.
+        """
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(
+            sleep_time=COMMAND_POLL_S, daemon=True, exception_handler=self._pubsub_exception_handler)
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         if job.timeout and job.timeout > 0:

@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, select, text
 
 from service.models import AuditEvent, Document
 from service.queue import EXTRACTION
-from service.tasks import HEARTBEAT_SLACK_S
+from service.tasks import HEARTBEAT_SLACK_S, make_worker
 from tests.conftest import start_worker, wait_until
 from tests.test_ingest import blank_pdf
 
@@ -158,3 +158,22 @@ def test_a_job_over_its_timeout_is_retried(make_app, make_key, pg_settings):
     finally:
         stop(worker)
         lock_engine.dispose()
+
+
+def test_a_worker_stops_without_waiting_out_its_command_listener(redis_url):
+    """rq's listener thread, once it has heard the unsubscribe, waits a minute for a subscription.
+
+    Stopping the worker at that moment (every burst ends with it) used to
+    wait the minute out; the worker's listener wakes every second instead.
+    """
+    conn = Redis.from_url(redis_url)
+    worker = make_worker(conn, queues=(EXTRACTION,))
+    worker.subscribe()
+    time.sleep(0.2)
+    worker.pubsub.unsubscribe()  # the listener reads the confirmation and then waits for a subscription
+    time.sleep(0.3)
+    started = time.monotonic()
+    worker.unsubscribe()
+    assert time.monotonic() - started < 10
+    assert not worker.pubsub_thread.is_alive()
+    conn.close()
