@@ -9,6 +9,7 @@ module names a field.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -43,6 +44,17 @@ class FieldSpec:
         ticket for one would send every ticket to review.
         """
         return bool(self.schema.get("x-docket-advisory"))
+
+    @property
+    def cue(self) -> re.Pattern[str] | None:
+        """What a document prints where it has this field (``"x-docket-cues"``: regexes, any case), or None.
+
+        A null answer is doubtful where the text prints the field's label
+        ("Invoice No.", "Subtotal", an IBAN): the model's own probability of
+        null is no check on it, since a null has no evidence to look for.
+        """
+        cues = self.schema.get("x-docket-cues")
+        return re.compile("|".join(f"(?:{cue})" for cue in cues), re.IGNORECASE) if cues else None
 
 
 def _types_of(schema: dict[str, Any]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -12,6 +13,8 @@ import pytest
 
 from config.settings import Settings
 from service.extract.artifacts import default_model_dir
+from service.doctypes import DocumentType
+from service.extract.confidence import NOT_FOUND_FACTOR, Calibration
 from service.extract.engine import Engine, ModelNotFound
 from service.ingest import IngestedDocument, ingest_pdf
 
@@ -135,3 +138,31 @@ def test_a_date_is_copied_from_the_receipt_not_composed_beside_it(default_engine
     result = default_engine.extract(default_engine.doc_types["invoice"], text_doc(path.read_text()))
     assert result.fields["invoice_date"].value == "2018-03-25"
     assert result.fields["invoice_date"].evidence.text.startswith("25-03-18")
+
+
+@needs_default
+@pytest.mark.slow
+def test_a_null_is_doubted_where_the_text_prints_the_fields_label(tmp_path):
+    """The same decode under a schema whose customer_name has a cue the text prints: the null loses half its raw score.
+
+    Calibration is left out (identity) so the raw score shows; every other
+    field is untouched.
+    """
+    engine = Engine(DEFAULT_MODEL, Settings(var_dir=tmp_path))
+    engine.calibration = Calibration()
+    schema = json.loads((engine.settings.schema_dir / "ticket.json").read_text())
+    plain = DocumentType.from_schema("ticket", schema)
+    schema = copy.deepcopy(schema)
+    schema["properties"]["customer_name"]["x-docket-cues"] = [r"\bname\b"]
+    cued = DocumentType.from_schema("ticket", schema)  # the same name, so the same prompt
+    doc = text_doc("Hello, I forgot the name of the plan I signed up for. Can you tell me what I pay each month?")
+
+    before = engine.extract(plain, doc, speculate=False).fields
+    after = engine.extract(cued, doc, speculate=False).fields
+    assert before["customer_name"].value is after["customer_name"].value is None
+    assert "null_but_label_printed" in after["customer_name"].problems
+    assert "null_but_label_printed" not in before["customer_name"].problems
+    assert after["customer_name"].confidence == pytest.approx(before["customer_name"].confidence * NOT_FOUND_FACTOR)
+    for name in before:
+        if name != "customer_name":
+            assert (after[name].value, after[name].confidence) == (before[name].value, before[name].confidence)

@@ -139,5 +139,19 @@ def test_raw_confidence_is_the_weakest_token_and_doubts_unfound_values():
     assert raw_confidence([], evidence_expected=True, evidence_found=True) == 1.0
 
 
+def test_a_field_cue_is_its_labels_in_any_case_and_none_without_them():
+    invoice, ticket = DOC_TYPES["invoice"], DOC_TYPES["ticket"]
+    assert invoice.field("invoice_number").cue.search("FACTURE N° 562044387")
+    assert invoice.field("invoice_number").cue.search("Rechnungs-Nr.: INV80295")
+    assert not invoice.field("invoice_number").cue.search("Order ID: OD304175096047380001")
+    assert invoice.field("subtotal").cue.search("Sub-Total   12.00")
+    assert not invoice.field("due_date").cue.search("Amount due: 12.00")  # that is amount_due's label
+    assert invoice.field("amount_due").cue.search("Amount due: 12.00")
+    assert not invoice.field("purchase_order").cue.search("Merci de votre commande.")
+    assert ticket.field("order_id").cue.search("how can I cancel purchase 113542617735902?")
+    assert not ticket.field("order_id").cue.search("I want to cancel my order")
+    assert invoice.field("vendor_name").cue is None and invoice.field("total").cue is None
+
+
 def test_clean_value_is_one_line():
     assert clean_value("  a\n b\t c ") == "a b c"

@@ -82,6 +82,31 @@ def test_invoice_text_is_what_serving_reads(invoices):
         assert ingest_pdf(ex.pdf).text == ex.text
 
 
+def test_the_schema_cues_find_the_labels_the_invoices_print(invoices):
+    """A null is doubted where the text prints the field's label (``x-docket-cues``).
+
+    The cues must know the labels the layouts print in all four languages,
+    and seldom fire where the field is absent, or right nulls lose their
+    confidence too.
+    """
+    present, found, absent, doubted = Counter(), Counter(), Counter(), Counter()
+    for ex in invoices:
+        for spec in TYPES["invoice"].fields:
+            if spec.cue is None:
+                continue
+            hit = spec.cue.search(ex.text) is not None
+            if ex.labels[spec.name] is None:
+                absent[spec.name] += 1
+                doubted[spec.name] += hit
+            else:
+                present[spec.name] += 1
+                found[spec.name] += hit
+    assert len(present) >= 9
+    for name, n in present.items():
+        assert found[name] >= 0.9 * n, (name, found[name], n)
+    assert sum(doubted.values()) <= 0.1 * sum(absent.values()), doubted
+
+
 def test_labels_are_consistent(invoices):
     for ex in invoices:
         lab = ex.labels

@@ -2,7 +2,8 @@
 
 The raw score is the lowest probability the constrained decoder gave any
 token of the value (one unsure token makes an unsure value), reduced when a
-value that should be copied from the document cannot be found there. A
+value that should be copied from the document cannot be found there, or when
+the answer is null but the document prints the field's label. A
 monotone map fitted on a validation split (isotonic regression, stored with
 the model as points) turns raw scores into probabilities of being right.
 """

@@ -191,8 +191,14 @@ class Engine:
             problems = ["cut_off"] if was_cut else []
             if spec.format == CURRENCY_FORMAT:
                 value, raw, found_span, score = _read_currency(value, raw, probs, was_cut, marks, document.text, problems)
+            elif raw is None:  # a null is doubtful where the text prints what introduces the field
+                found_span = None
+                cue = spec.cue.search(document.text) if spec.cue else None
+                if cue:
+                    problems.append("null_but_label_printed")
+                score = raw_confidence(probs, cue is not None, False)
             else:
-                expected = raw is not None and spec.kind in COPIED_KINDS
+                expected = spec.kind in COPIED_KINDS
                 found_span = find_span(str(raw), document.text, hint) if expected else None
                 score = raw_confidence(probs, expected, found_span is not None)
                 hint = found_span[1] if found_span else hint
