@@ -479,9 +479,10 @@ class DocketWorker(SimpleWorker):
     def subscribe(self) -> None:
         """rq's command channel, with its listener thread waking every second instead of every minute.
 
-        rq's listener waits up to a minute for the subscription to be
-        confirmed; when it starts before the confirmation arrives, stopping
-        the worker (a burst's end, a shutdown) waits out that minute.
+        Once the listener has read the reply to the worker's unsubscribe,
+        redis-py has it wait up to its wake-up interval for a new
+        subscription, and stopping the worker (a burst's end, a shutdown)
+        waited for it: with rq's 60 s, a minute.
         """
         self.pubsub = self.connection.pubsub()
         self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
