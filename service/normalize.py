@@ -40,6 +40,7 @@ from decimal import Decimal
 from typing import Any
 
 from service.doctypes import FieldSpec
+from service.validate import has_vat_prefix
 
 __all__ = ["normalize_amount", "normalize_date", "normalize_field", "normalize_values"]
 
@@ -307,7 +308,25 @@ def normalize_field(spec: FieldSpec, raw: Any) -> Any:
         return _enum_value(spec, text)
     if spec.format in COMPACT_FORMATS:
         return re.sub(r"[\s-]", "", text).upper()
+    if spec.format == "vat-id":
+        return normalize_vat_id(text)
     return text
+
+
+_VAT_SEPARATORS = re.compile(r"[\s.\-/]")
+_SWISS_VAT_SUFFIX = re.compile(r"\s*\b(MWST|TVA|IVA)$", re.IGNORECASE)
+
+
+def normalize_vat_id(text: str) -> str:
+    """A VAT number with its country prefix in its compact form, as VIES writes it.
+
+    "DE 942 905 095" → "DE942905095", "CHE-318.639.114 MWST" → "CHE318639114"
+    (the suffix names the tax, not the number). A tax number without a
+    country prefix (an EIN "30-2931733", a Steuernummer "21/815/08150")
+    stays as printed: there the separators are part of how it is written.
+    """
+    compact = _VAT_SEPARATORS.sub("", _SWISS_VAT_SUFFIX.sub("", text)).upper()
+    return compact if compact.isalnum() and has_vat_prefix(compact) else text
 
 
 def normalize_values(fields: tuple[FieldSpec, ...], raw: dict[str, Any]) -> dict[str, Any]:

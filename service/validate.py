@@ -126,6 +126,12 @@ def is_vat_id(value: Any) -> bool:
     return _looks_like_tax_number(value, compact)
 
 
+def has_vat_prefix(compact: str) -> bool:
+    """Whether a compacted tax id starts with a country code that names a VAT scheme ("DE…", "CHE…", "GB…")."""
+    prefix = compact[:2].upper()
+    return prefix in _EU_PREFIXES or (prefix.isalpha() and _vat_module(prefix) is not None)
+
+
 def _vat_module(country: str):
     """python-stdnum's VAT module for a two-letter country code, or None when it has none."""
     return get_cc_module(country.lower(), "vat")

@@ -318,3 +318,22 @@ def test_enum_values_match_loosely():
 def test_an_iban_printed_in_groups_normalises_to_its_compact_form():
     spec = DOC_TYPES["invoice"].field("iban")
     assert normalize_field(spec, "de89 3704 0044 0532 0130 00") == "DE89370400440532013000"
+
+
+def test_a_vat_number_normalises_to_its_compact_form_and_other_tax_numbers_stay_as_printed():
+    """The labels (and VIES) write "DE942905095"; the model copies "DE 942 905 095" as the document prints it."""
+    spec = DOC_TYPES["invoice"].field("vendor_tax_id")
+    assert normalize_field(spec, "DE 942 905 095") == "DE942905095"
+    assert normalize_field(spec, "be 0222.466.629") == "BE0222466629"
+    assert normalize_field(spec, "CHE-318.639.114 MWST") == "CHE318639114"  # the suffix names the tax
+    assert normalize_field(spec, "GB 452 3393 00") == "GB452339300"
+    assert normalize_field(spec, "30-2931733") == "30-2931733"  # an EIN: no country prefix
+    assert normalize_field(spec, "21/815/08150") == "21/815/08150"  # a Steuernummer
+    assert normalize_field(spec, "ABN 51 824 753 556") == "ABN 51 824 753 556"  # AB is no VAT country
+
+
+@given(st.sampled_from(["DE", "FR", "GB", "BE"]), st.lists(st.text("0123456789", min_size=1, max_size=4), min_size=1, max_size=5),
+       st.sampled_from([" ", ".", "-", " . "]))
+def test_a_grouped_vat_number_compacts_to_the_same_value_however_it_is_grouped(country, groups, sep):
+    spec = DOC_TYPES["invoice"].field("vendor_tax_id")
+    assert normalize_field(spec, country + " " + sep.join(groups)) == country + "".join(groups)
