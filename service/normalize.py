@@ -40,7 +40,7 @@ from decimal import Decimal
 from typing import Any
 
 from service.doctypes import FieldSpec
-from service.validate import has_vat_prefix
+from service.validate import compact_tax_id, has_vat_prefix
 
 __all__ = ["normalize_amount", "normalize_date", "normalize_field", "normalize_values"]
 
@@ -313,7 +313,6 @@ def normalize_field(spec: FieldSpec, raw: Any) -> Any:
     return text
 
 
-_VAT_SEPARATORS = re.compile(r"[\s.\-/]")
 _SWISS_VAT_SUFFIX = re.compile(r"\s*\b(MWST|TVA|IVA)$", re.IGNORECASE)
 
 
@@ -325,7 +324,7 @@ def normalize_vat_id(text: str) -> str:
     country prefix (an EIN "30-2931733", a Steuernummer "21/815/08150")
     stays as printed: there the separators are part of how it is written.
     """
-    compact = _VAT_SEPARATORS.sub("", _SWISS_VAT_SUFFIX.sub("", text)).upper()
+    compact = compact_tax_id(_SWISS_VAT_SUFFIX.sub("", text))
     return compact if compact.isalnum() and has_vat_prefix(compact) else text
 
 

@@ -113,7 +113,7 @@ def is_vat_id(value: Any) -> bool:
     """
     if not isinstance(value, str):
         return False
-    compact = re.sub(r"[\s.\-/]", "", value).upper()
+    compact = compact_tax_id(value)
     prefix = compact[:2]
     if prefix in _EU_PREFIXES:
         return eu_vat.is_valid(compact)
@@ -124,6 +124,11 @@ def is_vat_id(value: Any) -> bool:
             # which python-stdnum's VAT check requires; the number is the same.
             return bool(module.is_valid(value)) or (prefix == "CH" and ch_uid.is_valid(value))
     return _looks_like_tax_number(value, compact)
+
+
+def compact_tax_id(value: str) -> str:
+    """A tax id without the spaces, dots, dashes and slashes it is printed with, upper-cased."""
+    return re.sub(r"[\s.\-/]", "", value).upper()
 
 
 def has_vat_prefix(compact: str) -> bool:
