@@ -134,7 +134,9 @@ def run(out_dir: Path, cfg: BootstrapConfig, install: bool = False, train_cfg: T
     valid_path = _write_validation(validation, out_dir)
     print(f"{len(examples)} training examples, {len(validation)} synthetic validation documents", flush=True)
 
-    train_cfg = train_cfg or TrainConfig(seed=cfg.seed, epochs=cfg.epochs, lr=REFRESH_LR if init_adapter else TrainConfig.lr)
+    # fp32: the shipped adapter was trained so, and a bootstrap reproduces it.
+    train_cfg = train_cfg or TrainConfig(seed=cfg.seed, epochs=cfg.epochs, lr=REFRESH_LR if init_adapter else TrainConfig.lr,
+                                         precision="fp32")
     adapter = train(examples, out_dir / "adapter", train_cfg, init_adapter=init_adapter)
     model_dir = build_model(adapter, out_dir / "model-uncalibrated", "bootstrap-uncalibrated", calibrated=False)
 

@@ -71,8 +71,10 @@ def accuracy_on(settings: Settings, database: db.Database, documents: list, mode
         labels = {s.name: v for s in doc_type.fields if (v := clean_label(s, ex.labels.get(s.name))) is not None}
         records.append(scored(doc_type, Example(ex.id, ex.text, labels), extract))
     report = summarize(records)
+    errors = [{"document": r.id, "field": o.field, "expected": o.expected, "predicted": o.predicted}
+              for r in records for o in r.outcomes if not o.correct]
     return {"model": engine.model_version, "documents": len(records), "overall": report.overall.accuracy,
-            "fields": {name: f.accuracy for name, f in report.fields.items()}}
+            "fields": {name: f.accuracy for name, f in report.fields.items()}, "errors": errors}
 
 
 def submit_and_approve(settings: Settings, database: db.Database, connection, documents: list) -> dict[str, int]:
@@ -138,13 +140,13 @@ def run_demo(settings: Settings, cfg: DemoConfig, out: Path) -> dict[str, Any]:
         result_run = {"id": run.id, "status": run.status, "error": run.error, "version": run.output_model_version,
                       "decision": gate.get("decision"), "reasons": gate.get("reasons"), "guards": gate.get("guards"),
                       "golden": gate.get("overall"), "too_few_to_judge": gate.get("too_few_to_judge"),
-                      "minutes": round(train_minutes, 1)}
+                      "minutes": round(train_minutes, 1), "log": run.log.splitlines()}
         active = registry.active_version(session)
         candidate = registry.get_version(session, run.output_model_version) if run.output_model_version else None
         candidate_dir = Path(candidate.path) if candidate and candidate.status != "active" else None
     tasks._WATCHES.clear()  # measure the served model now, not in two seconds
     after = accuracy_on(settings, database, fresh)
-    print(f"after: {after['model']} {after['overall']:.1%}; run {result_run}", flush=True)
+    print(f"after: {after['model']} {after['overall']:.1%}; run {result_run['decision']} in {result_run['minutes']} min", flush=True)
     # A rejected candidate is never served; measure it anyway, so the report says what the gate turned down.
     rejected = accuracy_on(settings, database, fresh, candidate_dir) if candidate_dir else None
     report = {

@@ -2,7 +2,9 @@
 
 Loss only on the target tokens the source labels; batch 1 (sequences differ a
 lot in length and padding costs CPU time); AdamW with warm-up and cosine decay.
-Seeded end to end. The adapter is saved in fp16 (it is what the repository
+Seeded end to end. On a GPU when one is present; matrix products in bfloat16
+(autocast, weights and optimizer state stay fp32) where the chip multiplies
+bf16 natively: about twice as fast on a CPU with AMX as fp32. The adapter is saved in fp16 (it is what the repository
 carries) together with the config that made it.
 
 Usage: python -m training.finetune --data examples.jsonl --out DIR [--steps N]
@@ -46,6 +48,7 @@ class TrainConfig:
     max_prompt_tokens: int = 1024
     threads: int = 2
     log_every: int = 10
+    precision: str = "auto"  # "auto": bf16 autocast where the chip multiplies bf16 natively; "fp32"; "bf16"
 
 
 def encode_example(ex: TrainExample, doc_types, vocab: TokenVocabulary, indexes: dict, cfg: TrainConfig) -> tuple[list[int], list[int]]:
@@ -92,12 +95,35 @@ def target_loss(peft_model, ids: list[int], labels: list[int]):
     import torch.nn.functional as F
 
     base = peft_model.get_base_model()
-    hidden = base.model(input_ids=torch.tensor([ids])).last_hidden_state[0]
+    device = base.lm_head.weight.device
+    hidden = base.model(input_ids=torch.tensor([ids], device=device)).last_hidden_state[0]
     # position p predicts token p + 1
     positions = [p for p in range(len(ids) - 1) if labels[p + 1] != -100]
-    targets = torch.tensor([labels[p + 1] for p in positions])
+    targets = torch.tensor([labels[p + 1] for p in positions], device=device)
     logits = base.lm_head(hidden[positions])
-    return F.cross_entropy(logits, targets)
+    return F.cross_entropy(logits.float(), targets)
+
+
+def training_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def uses_bf16(precision: str, device: str) -> bool:
+    """Whether to autocast to bfloat16: asked for, or "auto" on a chip with native bf16 matrix units.
+
+    On a CPU without them (no AMX or AVX-512 BF16) bf16 is emulated and slower than fp32.
+    """
+    import torch
+
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"precision must be auto, fp32 or bf16, not {precision!r}")
+    if precision != "auto":
+        return precision == "bf16"
+    if device == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def load_examples(path: Path) -> list[TrainExample]:
@@ -128,7 +154,9 @@ def train(examples: list[TrainExample], out_dir: Path, cfg: TrainConfig, base_di
         model = PeftModel.from_pretrained(model, init_adapter, is_trainable=True)
     else:
         model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, target_modules=list(cfg.target_modules), task_type="CAUSAL_LM"))
-    model.train()
+    device = training_device()
+    bf16 = uses_bf16(cfg.precision, device)
+    model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
     optim = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
 
@@ -143,7 +171,8 @@ def train(examples: list[TrainExample], out_dir: Path, cfg: TrainConfig, base_di
         ids, labels = encoded[i]
         for group in optim.param_groups:
             group["lr"] = lr_at(step)
-        loss_t = target_loss(model, ids, labels)
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+            loss_t = target_loss(model, ids, labels)
         loss_t.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optim.step()
@@ -163,7 +192,8 @@ def train(examples: list[TrainExample], out_dir: Path, cfg: TrainConfig, base_di
     _to_fp16(out_dir / "adapter_model.safetensors")
     started_from = str(init_adapter) if init_adapter else None
     (out_dir / "train_config.json").write_text(json.dumps({**asdict(cfg), "examples": len(examples), "steps": total, "final_loss": running,
-                                                           "init_adapter": started_from}, indent=2))
+                                                           "init_adapter": started_from, "device": device,
+                                                           "bf16": bf16, "seconds": round(time.time() - started)}, indent=2))
     return out_dir
 
 

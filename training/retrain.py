@@ -79,7 +79,7 @@ ACTOR = "worker:training"
 class RetrainConfig:
     seed: int = 1337
     replay: int = 100  # earlier training examples mixed in (settings.replay_examples)
-    approved_repeats: int = 4  # each approved example is seen this many times (a new layout needs a few passes)
+    approved_repeats: int = 8  # each approved example is seen this many times (a new layout needs a few passes)
     steps: int | None = None  # None: one pass over the mix
     lr: float = 1e-3  # a fresh adapter
     warm_start: bool = True  # continue the active model's adapter when it has one on the same base
