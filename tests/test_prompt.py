@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import random
+import re
 from pathlib import Path
 
 import jsonschema
@@ -15,6 +17,7 @@ from service.extract.confidence import Calibration, raw_confidence
 from service.extract.evidence import find_span
 from service.extract.prompt import clean_value, compact_text, fit_to_budget, render_target, tokenize_target
 from service.extract.spans import token_spans, value_spans
+from training.synth.parties import IBAN_BBAN, group4, make_iban
 
 DOC_TYPES = load_document_types(Settings().schema_dir)
 
@@ -155,3 +158,17 @@ def test_a_field_cue_is_its_labels_in_any_case_and_none_without_them():
 
 def test_clean_value_is_one_line():
     assert clean_value("  a\n b\t c ") == "a b c"
+
+
+@settings(max_examples=60, deadline=None)
+@given(country=st.sampled_from(sorted(IBAN_BBAN)), seed=st.integers(0, 10**6), grouped=st.booleans())
+def test_an_iban_decodes_in_its_countrys_shape_and_length(country, seed, grouped):
+    doc_type = load_document_types(Settings().schema_dir)["invoice"]
+    pattern = doc_type.decode_schema["properties"]["iban"]["anyOf"][0]["pattern"]
+    iban = make_iban(country, random.Random(seed))
+    printed = group4(iban) if grouped else iban
+    assert re.fullmatch(pattern, printed)
+    assert not re.fullmatch(pattern, printed[:-1]), "one character short"
+    assert not re.fullmatch(pattern, printed + "7"), "one character long"
+    assert not re.fullmatch(pattern, printed + "  BTW 21"), "ran on into the next column"
+    assert not re.fullmatch(pattern, "DEUTDEFF500") and not re.fullmatch(pattern, "CLWSGB22"), "a BIC"

@@ -5,7 +5,9 @@ document prints. :func:`approved_target` finds, for each approved value, the
 text in the document that reads as it — the machine answer the reviewer saw
 when it was right and is printed there, otherwise the shortest run of words
 that normalises to it — and leaves a number or date it cannot find out of the
-loss rather than teaching a string the document lacks. Golden examples (held
+loss rather than teaching a string the document lacks. A value the decoder
+could not write (an IBAN of the wrong length) is left out of the loss too,
+rather than the whole document. Golden examples (held
 back by a stable hash when approved) are returned apart and never trained on.
 """
 
@@ -17,9 +19,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.doctypes import DocumentType, FieldSpec
+from service.doctypes import DocumentType, FieldSpec, printed_pattern
 from service.evaluation import score_field
 from service.models import ExtractionAttempt, TrainingExample
+from service.extract.prompt import clean_value
 from service.normalize import normalize_field
 from training.dataset import TrainExample
 
@@ -50,11 +53,13 @@ def _printed(spec: FieldSpec, value: Any, shown_raw: Any, candidates: list[str],
         return None, True
     if spec.kind in ("enum", "code"):
         return value, True
+    pattern = printed_pattern(spec)
+    writable = lambda raw: pattern is None or re.fullmatch(pattern, clean_value(raw)) is not None  # noqa: E731
     shown = [shown_raw] if isinstance(shown_raw, str) and " ".join(shown_raw.split()) in flat_text else []
     for raw in shown + candidates:
-        if _prints(spec, raw, value):
+        if writable(raw) and _prints(spec, raw, value):
             return raw, True
-    if spec.kind == "string":
+    if spec.kind == "string" and writable(str(value)):
         return str(value), True
     return None, False
 

@@ -14,7 +14,7 @@ Three things make it fast without changing what it writes:
   a near-tie can flip: ``python -m benchmarks.speculation``).
 * **Cached masks.** The allowed tokens of each index state are computed once.
 
-Values the engine names in ``copy_shapes`` (dates) are also held to what
+Values the engine names in ``copy_shapes`` (dates, IBANs) are also held to what
 the document prints in their shape while they are written (:mod:`service.extract.copying`).
 
 Runaway output is bounded on purpose, never cut silently: a string value
