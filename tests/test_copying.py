@@ -64,3 +64,19 @@ def test_a_document_without_dates_constrains_nothing(vocab):
     everything = _every_token(vocab)
     assert copy.printed("invoice_date") == set()
     assert copy.restrict(everything, b'{"invoice_date":"') is None
+
+
+def test_an_iban_is_copied_whole_with_valid_check_digits_and_never_a_bic(vocab):
+    from config.settings import Settings
+    from service.doctypes import load_document_types
+    from service.extract.engine import copy_shapes
+
+    iban = copy_shapes(load_document_types(Settings().schema_dir)["invoice"])["iban"]
+    sidebar = ("Bankgegevens\nBE59 4828 4022 4876  BTW 21%  828,54\nSQJFBE22  Totaal  4.773,98\n"
+               "Old account DE89 3704 0044 0532 0130 01 (closed)\nIBAN: GB33BUKB20201555555555")
+    # the grouped one ends at the column gap; a wrong check digit, a BIC and a run into "BTW" are no IBAN
+    assert printed_values(iban, sidebar) == {"BE59 4828 4022 4876", "GB33BUKB20201555555555"}
+    copy = CopyConstraint({"iban": iban}, sidebar.encode(), vocab)
+    kept = copy.restrict(_every_token(vocab), b'{"vendor_name":"X","iban":"')
+    assert kept is not None
+    assert {vocab.token_bytes[t][:1] for t in kept.tolist()} == {b"B", b"G"}
