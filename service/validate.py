@@ -84,8 +84,9 @@ def is_language_code(value: Any) -> bool:
     return isinstance(value, str) and len(value) == 2 and pycountry.languages.get(alpha_2=value) is not None
 
 
-def is_iban(value: Any) -> bool:
-    return isinstance(value, str) and stdnum_iban.is_valid(value)
+def is_iban(value: Any, check_country: bool = True) -> bool:
+    """An IBAN with valid ISO 7064 check digits and, unless *check_country* is off, a valid national check."""
+    return isinstance(value, str) and stdnum_iban.is_valid(value, check_country=check_country)
 
 
 def is_email(value: Any) -> bool:

@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 
 from service.doctypes import DocumentType, FieldSpec, printed_pattern
 from service.evaluation import score_field
-from service.models import ExtractionAttempt, TrainingExample
 from service.extract.prompt import clean_value
+from service.models import ExtractionAttempt, TrainingExample
 from service.normalize import normalize_field
 from training.dataset import TrainExample
 

@@ -19,10 +19,9 @@ from typing import Any
 
 from outlines_core import Index
 from outlines_core.json_schema import build_regex_from_schema
-from stdnum import iban as stdnum_iban
 
 from config.settings import Settings
-from service.doctypes import PRINTED_DATE_PATTERN, PRINTED_PATTERNS, DocumentType, FieldSpec, load_document_types
+from service.doctypes import DocumentType, FieldSpec, load_document_types, printed_pattern
 from service.extract.artifacts import resolve_model_dir
 from service.extract.copying import PrintedShape
 from service.extract.confidence import NOT_FOUND_FACTOR, Calibration, raw_confidence
@@ -36,6 +35,7 @@ from service.extract.spans import token_spans, value_spans
 from service.extract.vocabulary import TokenVocabulary
 from service.ingest import IngestedDocument
 from service.normalize import normalize_date, normalize_field
+from service.validate import is_iban
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ CURRENCY_FORMAT = "iso4217"  # codes whose evidence is the symbol or code the te
 
 # Formats copied whole from the text, and what says a printed run of the shape is one: an IBAN's
 # ISO 7064 check digits (a national check that fails is the validation rule's to report, not a reason not to copy).
-COPIED_FORMATS = {"iban": lambda printed: True if stdnum_iban.is_valid(printed, check_country=False) else None}
+COPIED_FORMATS = {"iban": lambda printed: True if is_iban(printed, check_country=False) else None}
 
 
 def copy_shapes(doc_type: DocumentType) -> dict[str, PrintedShape]:
@@ -61,10 +61,9 @@ def copy_shapes(doc_type: DocumentType) -> dict[str, PrintedShape]:
     specs = [*doc_type.fields, *(item for spec in doc_type.fields for item in spec.items)]
     shapes = {}
     for spec in specs:
-        if spec.kind == "date":
-            shapes[spec.name] = PrintedShape(PRINTED_DATE_PATTERN, normalize_date)
-        elif spec.format in COPIED_FORMATS:
-            shapes[spec.name] = PrintedShape(PRINTED_PATTERNS[spec.format], COPIED_FORMATS[spec.format])
+        reads = normalize_date if spec.kind == "date" else COPIED_FORMATS.get(spec.format or "")
+        if reads is not None:
+            shapes[spec.name] = PrintedShape(printed_pattern(spec), reads)
     return shapes
 
 
