@@ -147,6 +147,14 @@ def test_an_approved_value_the_decoder_could_not_write_stays_out_of_the_loss_not
     assert "iban" in labelled and "".join(target["iban"].split()) == ex.labels["iban"]
 
 
+def test_an_iban_printed_in_seven_groups_is_taught_as_printed(sqlite_settings):
+    doc_type = load_document_types(sqlite_settings.schema_dir)["invoice"]
+    printed = "FR76 3000 6000 0112 3456 7890 189"  # 27 characters, seven groups
+    text = f"Facture F-2024-17\nTotal TTC 1 234,50 EUR\nIBAN : {printed}   BIC : AGRIFRPP\n"
+    target, labelled = approved_target(doc_type, text, {"iban": printed.replace(" ", ""), "total": 1234.5})
+    assert target["iban"] == printed and "iban" in labelled
+
+
 def test_golden_hold_back_is_stable_and_about_the_configured_share(sqlite_settings, database):
     digests = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(4000)]
     first = [is_golden(d, 0.2) for d in digests]

@@ -29,8 +29,11 @@ from training.dataset import TrainExample
 _WORD = re.compile(r"\S+")
 
 
-def _candidates(text: str, max_words: int = 6) -> list[str]:
-    """Every run of 1..max_words words within a line: shortest first, then in document order."""
+def _candidates(text: str, max_words: int = 9) -> list[str]:
+    """Every run of 1..max_words words within a line: shortest first, then in document order.
+
+    Nine words: the longest IBAN (34 characters) printed in groups of four.
+    """
     lines = [_WORD.findall(line) for line in text.split("\n")]
     return [" ".join(words[i:i + n]) for n in range(1, max_words + 1)
             for words in lines for i in range(len(words) - n + 1)]
