@@ -46,6 +46,16 @@ class FieldSpec:
         return bool(self.schema.get("x-docket-advisory"))
 
     @property
+    def printed_words(self) -> bool:
+        """Free text the document prints as it is (``"x-docket-printed": "words"``): a line item's description.
+
+        Decoding holds it to a run of the document's words
+        (:class:`service.extract.copying.PrintedRuns`): it is copied, never
+        composed from two columns or made up.
+        """
+        return self.schema.get("x-docket-printed") == "words"
+
+    @property
     def cue(self) -> re.Pattern[str] | None:
         """What a document prints where it has this field (``"x-docket-cues"``: regexes, any case), or None.
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from service.doctypes import PRINTED_DATE_PATTERN
-from service.extract.copying import CopyConstraint, PrintedShape, printed_values
+from service.extract.copying import PRINTED_WORDS, CopyConstraint, PrintedShape, printed_values
 from service.extract.vocabulary import TokenVocabulary
 from service.normalize import normalize_date
 
@@ -80,3 +82,77 @@ def test_an_iban_is_copied_whole_with_valid_check_digits_and_never_a_bic(vocab):
     kept = copy.restrict(_every_token(vocab), b'{"vendor_name":"X","iban":"')
     assert kept is not None
     assert {vocab.token_bytes[t][:1] for t in kept.tolist()} == {b"B", b"G"}
+
+
+# --- free text copied as printed words (a line item's description) ---------------
+
+SIDEBAR_TABLE = (
+    "Factuurnr.\nRE-53648  Omschrijving  Aantal  Prijs  Bedrag\n"
+    "Klant  Onderhoudscontract  1,00  562,15  562,15\nClaus-De Groote NV\n"
+    "Kopieerpapier A4, 500 vel  5  4,11  20,55\n"
+    'Monitor 27" IPS  2  10,00\n'
+    "Beeswax XL  1 kg  12.00\nAcme beeswax"
+)
+ITEM = b'{"vendor_name":"X","line_items":[{"description":"'
+
+
+def _printed_runs(text: str) -> set[str]:
+    """Every run the constraint should allow, by brute force: words of one cell, or a cell's end then cells of the next line."""
+    lines = [[" ".join(c.split()) for c in line.split("  ") if c.strip()] for line in text.split("\n")]
+    runs = set()
+    for li, cells in enumerate(lines):
+        for cell in cells:
+            words = cell.split(" ")
+            for i in range(len(words)):
+                head = " ".join(words[i:])
+                runs.update(" ".join(words[i:j]) for j in range(i + 1, len(words) + 1))
+                for nxt in lines[li + 1] if li + 1 < len(lines) else []:
+                    nwords = nxt.split(" ")
+                    runs.update(head + " " + " ".join(nwords[:j]) for j in range(1, len(nwords) + 1))
+    return runs
+
+
+def test_a_description_keeps_to_a_run_of_printed_words(vocab):
+    copy = CopyConstraint({"description": PRINTED_WORDS}, SIDEBAR_TABLE.encode(), vocab)
+    runs = {json.dumps(r, ensure_ascii=False)[1:-1].encode() for r in _printed_runs(SIDEBAR_TABLE)}
+    everything = _every_token(vocab)
+    for written in [b"", b"K", b"Klant", b"Onderhouds", b"Kopieerpapier A4, 5", b"Monitor 27", b'Monitor 27\\"', b"Beeswax XL"]:
+        kept = copy.restrict(everything, ITEM + written)
+        assert kept is not None, written
+        for t in kept.tolist():
+            piece = vocab.token_bytes[t]
+            data = written + piece
+            quote = next((i for i in range(len(written), len(data)) if data[i:i + 1] == b'"'
+                          and (len(data[:i]) - len(data[:i].rstrip(b"\\"))) % 2 == 0), None)
+            if quote is not None:  # closes the value: what it wrote is a whole run
+                assert data[:quote] in runs, (written, piece)
+            else:
+                assert any(r.startswith(data) for r in runs), (written, piece)
+
+
+def test_a_description_is_not_joined_across_a_column_gap_nor_cut_inside_a_word(vocab):
+    copy = CopyConstraint({"description": PRINTED_WORDS}, SIDEBAR_TABLE.encode(), vocab)
+    everything = _every_token(vocab)
+
+    def pieces(written: bytes) -> set[bytes]:
+        kept = copy.restrict(everything, ITEM + written)
+        return {vocab.token_bytes[t] for t in (kept.tolist() if kept is not None else [])}
+
+    after_label = pieces(b"Klant")
+    assert b'",' in after_label  # "Klant" is a printed cell
+    assert not any(p.startswith(b" O") for p in after_label)  # the table's column beside it is not its continuation
+    assert any(p.startswith(b" C") for p in after_label)  # the next line is (a wrapped cell)
+    assert pieces(b"Kopieerpapier A4, 5") and not any(b'"' in p for p in pieces(b"Kopieerpapier A4, 5"))
+    assert any(p.startswith(b" A") for p in pieces(b"Beeswax XL"))  # wraps onto "Acme beeswax"
+    assert any(p.startswith(b'"') for p in pieces(b'Monitor 27\\" IPS'))  # an escaped quote is copied and closed after
+    assert copy.restrict(everything, ITEM + b"Pantech") is None  # not printed: the schema's choice stands
+
+
+def test_the_invoice_copies_its_line_item_descriptions_as_printed_words():
+    from config.settings import Settings
+    from service.doctypes import load_document_types
+    from service.extract.engine import copy_shapes
+
+    shapes = copy_shapes(load_document_types(Settings().schema_dir)["invoice"])
+    assert shapes["description"].words and shapes["description"].pattern is None
+    assert "vendor_address" not in shapes  # an address is joined from lines with commas: not a run of words

@@ -23,7 +23,7 @@ from outlines_core.json_schema import build_regex_from_schema
 from config.settings import Settings
 from service.doctypes import DocumentType, FieldSpec, load_document_types, printed_pattern
 from service.extract.artifacts import resolve_model_dir
-from service.extract.copying import PrintedShape
+from service.extract.copying import PRINTED_WORDS, PrintedShape
 from service.extract.confidence import NOT_FOUND_FACTOR, Calibration, raw_confidence
 from service.extract.currency import evidence_for, printed_currencies, the_currency
 from service.extract.decoder import Decoder, DecodeResult, StateTable
@@ -56,11 +56,15 @@ def copy_shapes(doc_type: DocumentType) -> dict[str, PrintedShape]:
 
     Dates and IBANs are copied, never composed: a model that has the shape
     right writes "AT24 6678 0852 ..." from digits nearby as readily as the
-    IBAN the page prints, or starts on the BIC under it.
+    IBAN the page prints, or starts on the BIC under it. Free text marked
+    printed (a line item's description) is copied as a run of printed words.
     """
     specs = [*doc_type.fields, *(item for spec in doc_type.fields for item in spec.items)]
     shapes = {}
     for spec in specs:
+        if spec.printed_words:
+            shapes[spec.name] = PRINTED_WORDS
+            continue
         reads = normalize_date if spec.kind == "date" else COPIED_FORMATS.get(spec.format or "")
         if reads is not None:
             shapes[spec.name] = PrintedShape(printed_pattern(spec), reads)

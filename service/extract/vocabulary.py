@@ -35,6 +35,14 @@ def symbol_to_bytes(symbol: str) -> bytes:
     return bytes(_UNICODE_TO_BYTE[ch] for ch in symbol)
 
 
+def escaped_at(data: bytes | bytearray, index: int) -> bool:
+    """Whether the byte at *index* follows an odd run of backslashes (is escaped)."""
+    slashes = 0
+    while index - slashes > 0 and data[index - slashes - 1] == 0x5C:
+        slashes += 1
+    return slashes % 2 == 1
+
+
 @dataclass
 class TokenVocabulary:
     """Token ids ↔ raw bytes for one tokenizer file."""
@@ -75,6 +83,16 @@ class TokenVocabulary:
             if b and b not in out:
                 out[b] = idx
         return out
+
+    @cached_property
+    def closers_by_prefix(self) -> dict[bytes, list[int]]:
+        """Tokens that close a JSON string, by what they write before its quote (b'",' under b'', b'."' under b'.')."""
+        found: dict[bytes, list[int]] = {}
+        for t, piece in enumerate(self.token_bytes):
+            quote = (piece or b"").find(b'"')
+            if quote >= 0 and not escaped_at(piece, quote):
+                found.setdefault(piece[:quote], []).append(t)
+        return found
 
     @cached_property
     def first_bytes(self) -> np.ndarray:
