@@ -54,7 +54,7 @@ from service.extract.engine import META_FILE, Engine, read_meta
 from service.extract.vocabulary import TokenVocabulary
 from service.models import ModelVersion, TrainingExample
 from service.splits import split_of
-from training import synth
+from training import augment, synth
 from training.approved import load_approved
 from training.base import BASE_ID, ensure_base
 from training.bootstrap import BootstrapConfig
@@ -80,6 +80,7 @@ class RetrainConfig:
     seed: int = 1337
     replay: int = 100  # earlier training examples mixed in (settings.replay_examples)
     approved_repeats: int = 8  # each approved example is seen this many times (a new layout needs a few passes)
+    row_views: bool = True  # repeats after the first show the table's rows in another order (training.augment)
     steps: int | None = None  # None: one pass over the mix
     lr: float = 1e-3  # a fresh adapter
     warm_start: bool = True  # continue the active model's adapter when it has one on the same base
@@ -271,7 +272,11 @@ def retrain(session: Session, settings: Settings, run_id: int, cfg: RetrainConfi
     if not approved:
         raise ValueError("no approved examples to train on: approve documents in review first")
     base_dir = base_dir or ensure_base()
-    mix = encodable(approved * cfg.approved_repeats + replay, base_dir, doc_types, train_cfg, report)
+    if cfg.row_views:
+        shown = [view for ex in approved for view in augment.repeats(doc_types, ex, cfg.approved_repeats, cfg.seed)]
+    else:
+        shown = approved * cfg.approved_repeats
+    mix = encodable(shown + replay, base_dir, doc_types, train_cfg, report)
     random.Random(cfg.seed).shuffle(mix)
     digest = data_hash(mix, cfg, init_adapter)
     version = f"r{run_id}-{digest[:10]}"
