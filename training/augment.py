@@ -57,7 +57,8 @@ def shuffled_rows(doc_type: DocumentType, example: TrainExample, rng: random.Ran
     for spec in doc_type.fields:
         anchor = next((item.name for item in spec.items if item.printed_words), None)
         rows = target.get(spec.name)
-        if anchor is None or not isinstance(rows, list) or len(rows) < 2 or spec.name not in (example.labelled or {spec.name}):
+        unlabelled = example.labelled is not None and spec.name not in example.labelled
+        if anchor is None or unlabelled or not isinstance(rows, list) or len(rows) < 2:
             continue
         placed = _row_lines(lines, [str(row.get(anchor) or "") for row in rows])
         if placed is None:
