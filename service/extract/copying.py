@@ -33,11 +33,11 @@ from typing import Any
 
 import numpy as np
 
+from service.extract.prompt import COLUMN_GAP
 from service.extract.vocabulary import TokenVocabulary, escaped_at
 
 MAX_VALUE_CHARS = 48  # a printed date, with its time, is shorter than this
 LOOKAHEAD_BYTES = 24  # longer than any word piece of the vocabulary (the longer tokens are runs of spaces or symbols)
-_COLUMN_GAP = re.compile(r"[ \t\u00a0]{2,}")
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class PrintedRuns:
     """
 
     def __init__(self, text: str):
-        cells = [[" ".join(cell.split()) for cell in _COLUMN_GAP.split(line.strip()) if cell.strip()] for line in text.split("\n")]
+        cells = [[" ".join(cell.split()) for cell in COLUMN_GAP.split(line.strip()) if cell.strip()] for line in text.split("\n")]
         self.lines = [[json.dumps(cell, ensure_ascii=False)[1:-1].encode("utf-8") for cell in line] for line in cells]
         self.starts = [(li, ci, off) for li, line in enumerate(self.lines) for ci, cell in enumerate(line)
                        for off in range(len(cell)) if (off == 0 or cell[off - 1] == 0x20) and cell[off] != 0x20]
@@ -157,8 +157,6 @@ class CopyConstraint:
             if values:
                 self._values[marker] = values
                 self._prefixes[marker] = {v[:n] for v in values for n in range(len(v) + 1)}
-        self._token_bytes = vocab.token_bytes
-        self._first_byte = vocab.first_bytes
         self._vocab = vocab
 
     def printed(self, key: str) -> set[str]:
@@ -191,10 +189,10 @@ class CopyConstraint:
         next_bytes = {v[len(written)] for v in values if len(v) > len(written) and v.startswith(written)}
         if written in values:
             next_bytes.add(ord('"'))
-        candidates = allowed[np.isin(self._first_byte[allowed], list(next_bytes))]
+        candidates = allowed[np.isin(self._vocab.first_bytes[allowed], list(next_bytes))]
         keep = []
         for t in candidates.tolist():
-            piece = self._token_bytes[t] or b""
+            piece = self._vocab.token_bytes[t] or b""
             closing = piece.find(b'"')
             if closing < 0:
                 if written + piece in prefixes:

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from service.doctypes import DATE_PLACEHOLDER, DocumentType
 
-_SPACE_RUN = re.compile(r"[ \t\u00a0]{2,}")
+COLUMN_GAP = re.compile(r"[ \t\u00a0]{2,}")  # a run of spaces in layout text: compacted to two, it still parts columns
 _BLANK_RUN = re.compile(r"\n{3,}")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -26,7 +26,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 def compact_text(text: str) -> str:
     """Collapse layout whitespace: indentation dropped, column gaps to two spaces, one blank line at most."""
     text = _CONTROL.sub(" ", text.replace("\r\n", "\n").replace("\f", "\n"))
-    lines = [_SPACE_RUN.sub("  ", line.strip()) for line in text.split("\n")]
+    lines = [COLUMN_GAP.sub("  ", line.strip()) for line in text.split("\n")]
     return _BLANK_RUN.sub("\n\n", "\n".join(lines)).strip()
 
 
