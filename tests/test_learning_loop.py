@@ -42,7 +42,7 @@ from service.training_runs import request_run
 from tests.review_fixtures import add_user, found, rows_field, store_document
 from training.approved import approved_target
 from training.cli import follow
-from training.retrain import load_approved
+from training.retrain import load_approved, repeats_per_example
 from training.synth import HELD_OUT_FAMILY, generate_invoices
 
 TINY_RUN = {"replay": 2, "validation": 2, "steps": 4, "max_new_tokens": 200, "quantize": False, "warmup_steps": 1}
@@ -220,6 +220,13 @@ def start_run(settings, database, params: dict) -> int:
         connection.close()
 
 
+def test_a_run_shows_corrections_fewer_times_as_they_grow_so_its_length_stays_put():
+    views = {n: n * repeats_per_example(n, 400, 8) for n in (1, 40, 43, 80, 100, 133, 400, 1000)}
+    assert views[1] == 8 and views[40] == 320 and views[43] == 344  # few: the most passes each
+    assert views[80] == 400 and views[100] == 400 and views[133] == 399  # then about the budget
+    assert views[400] == 400 and views[1000] == 1000  # and never fewer than one pass
+
+
 def test_a_run_trains_evaluates_gates_and_registers(sqlite_settings, database, tiny_model_dir, tiny_base_dir):
     settings = sqlite_settings
     add_examples(database, n_train=3, n_golden=2)
@@ -235,6 +242,7 @@ def test_a_run_trains_evaluates_gates_and_registers(sqlite_settings, database, t
         assert run.progress == {"stage": "done"}
         assert len(run.metrics["loss"]) == 4  # one point per step
         assert "3 approved examples to train on, 2 golden examples held back" in run.log
+        assert "each approved example is shown 8 times" in run.log and run.metrics["train"]["repeats"] == 8
         entry = registry.get_version(session, run.output_model_version)
         gate = run.metrics["gate"]
         assert entry.parent == active and entry.training_run_id == run_id

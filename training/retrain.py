@@ -79,7 +79,8 @@ ACTOR = "worker:training"
 class RetrainConfig:
     seed: int = 1337
     replay: int = 100  # earlier training examples mixed in (settings.replay_examples)
-    approved_repeats: int = 8  # each approved example is seen this many times (a new layout needs a few passes)
+    approved_repeats: int = 8  # each approved example is seen at most this many times (a new layout needs a few passes)
+    approved_views: int = 400  # ...and all of them together about this many: a run's length stays put as corrections grow
     row_views: bool = True  # repeats after the first show the table's rows in another order (training.augment)
     steps: int | None = None  # None: one pass over the mix
     lr: float = 1e-3  # a fresh adapter
@@ -141,6 +142,16 @@ def replay_sample(n: int, seed: int) -> list[TrainExample]:
     if counts["bitext"]:
         out += sample(list(bitext_examples("train")), counts["bitext"], seed + 1)
     return out
+
+
+def repeats_per_example(approved: int, views: int, most: int) -> int:
+    """How often each approved example is shown: *most* times while they are few, fewer as they grow.
+
+    A run trains one step per example shown, so its time follows the number of
+    views, not the number of corrections: 40 corrections are shown 8 times
+    each, 100 of them 4 times, 400 or more once.
+    """
+    return max(1, min(most, views // max(1, approved)))
 
 
 def starting_adapter(model_dir: Path, base_name: str) -> Path | None:
@@ -272,10 +283,12 @@ def retrain(session: Session, settings: Settings, run_id: int, cfg: RetrainConfi
     if not approved:
         raise ValueError("no approved examples to train on: approve documents in review first")
     base_dir = base_dir or ensure_base()
+    times = repeats_per_example(len(approved), cfg.approved_views, cfg.approved_repeats)
+    report.log(f"each approved example is shown {times} times")
     if cfg.row_views:
-        shown = [view for ex in approved for view in augment.repeats(doc_types, ex, cfg.approved_repeats, cfg.seed)]
+        shown = [view for ex in approved for view in augment.repeats(doc_types, ex, times, cfg.seed)]
     else:
-        shown = approved * cfg.approved_repeats
+        shown = approved * times
     mix = encodable(shown + replay, base_dir, doc_types, train_cfg, report)
     random.Random(cfg.seed).shuffle(mix)
     digest = data_hash(mix, cfg, init_adapter)
@@ -327,7 +340,7 @@ def retrain(session: Session, settings: Settings, run_id: int, cfg: RetrainConfi
         "golden": {r.doc_type: r.to_dict() for r in cand_reports},
         "shared_eval": shared,
         "validation": calibration["validation"],
-        "train": {"examples": len(mix), "approved": len(approved), "replay": len(replay),
+        "train": {"examples": len(mix), "approved": len(approved), "repeats": times, "replay": len(replay),
                   "final_loss": report.losses[-1] if report.losses else None,
                   "started_from": str(init_adapter) if init_adapter else None, "lr": train_cfg.lr},
         "minutes": round((time.time() - started) / 60, 2),

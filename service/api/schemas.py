@@ -229,13 +229,17 @@ class TrainingRunRequest(BaseModel):
     seed: int | None = Field(default=None, description="Seed for sampling and training (default 1337).")
     steps: int | None = Field(default=None, ge=1, le=100_000, description="Training steps (default: one pass).")
     replay: int | None = Field(default=None, ge=0, le=10_000, description="Earlier training examples mixed in.")
-    approved_repeats: int | None = Field(default=None, ge=1, le=10, description="Passes over the approved examples.")
+    approved_repeats: int | None = Field(default=None, ge=1, le=10,
+                                        description="Most passes over the approved examples (default 8).")
+    approved_views: int | None = Field(default=None, ge=1, le=100_000,
+                                       description="About how many approved examples a run shows in all (default "
+                                                   "400): fewer passes as corrections grow.")
     eval_shared: int | None = Field(default=None, ge=0, le=10_000,
                                     description="Documents per evaluation split of ../shared/data to guard on.")
     warm_start: StrictBool | None = Field(default=None, description="Continue the active model's adapter (default "
                                                                     "true) or train a fresh one from the base.")
 
-    @field_validator("seed", "steps", "replay", "approved_repeats", "eval_shared", mode="before")
+    @field_validator("seed", "steps", "replay", "approved_repeats", "approved_views", "eval_shared", mode="before")
     @classmethod
     def _json_integer(cls, value: Any) -> Any:
         """A JSON Schema integer: 3 or 3.0, never true or "3" (which pydantic alone would take)."""
