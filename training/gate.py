@@ -42,6 +42,12 @@ class Scores:
         return cls(out)
 
     @classmethod
+    def from_report_dict(cls, report: dict[str, Any]) -> Scores:
+        """From a report as ``Report.to_dict`` writes it (a stored or cached one)."""
+        return cls({f"{report['doc_type']}.{name}": (int(f["correct"]), int(f["labelled"]))
+                    for name, f in report["fields"].items()})
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Scores:
         return cls({k: (int(v["correct"]), int(v["labelled"])) for k, v in data.get("fields", {}).items()})
 

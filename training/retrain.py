@@ -54,7 +54,7 @@ from service.extract.engine import META_FILE, Engine, read_meta
 from service.extract.vocabulary import TokenVocabulary
 from service.models import ModelVersion, TrainingExample
 from service.splits import split_of
-from training import augment, synth
+from training import augment, score_cache, synth
 from training.approved import load_approved
 from training.base import BASE_ID, ensure_base
 from training.bootstrap import BootstrapConfig
@@ -223,12 +223,25 @@ def evaluate_golden(engine: Engine, golden: dict[str, list[Example]], doc_types:
 SHARED_EVAL = {"sroie": SHARED_DATA / "sroie" / "normalized.jsonl", "bitext": SHARED_DATA / "bitext" / "normalized.jsonl"}
 
 
-def evaluate_shared(engine: Engine, limit: int) -> dict[str, Report]:
+def evaluate_shared(engine: Engine, model_dir: Path, limit: int, report: Reporter) -> dict[str, dict[str, Any]]:
+    """Reports (as dicts) of *engine* on the first *limit* documents of each evaluation split of ../shared/data.
+
+    A report this model already got from this code, settings and data is read
+    back from var/score-cache instead of scored again (``training.score_cache``).
+    """
     extract = extractor(engine)
-    return {
-        name: run_eval(extract, path, limit=limit, include=lambda e: split_of(e.dataset, e.id) == "eval")
-        for name, path in SHARED_EVAL.items() if path.exists()
-    }
+    out = {}
+    for name, path in SHARED_EVAL.items():
+        if not path.exists():
+            continue
+        key = score_cache.cache_key(model_dir, engine.settings, path, limit)
+        out[name], hit = score_cache.cached(
+            engine.settings.var_dir / "score-cache", key,
+            lambda: run_eval(extract, path, limit=limit, include=lambda e: split_of(e.dataset, e.id) == "eval").to_dict(),
+        )
+        if hit:
+            report.log(f"{name}: {engine.model_version}'s scores on these {limit} documents read from the score cache")
+    return out
 
 
 def engine_for(model_dir: Path, settings: Settings, cfg: RetrainConfig) -> Engine:
@@ -326,11 +339,11 @@ def retrain(session: Session, settings: Settings, run_id: int, cfg: RetrainConfi
     act_scores = Scores.from_reports(evaluate_golden(active_engine, golden, doc_types)) if active_engine else None
     guards, shared = {}, {}
     if cfg.eval_shared and active_engine:
-        cand_shared = evaluate_shared(candidate, cfg.eval_shared)
-        act_shared = evaluate_shared(active_engine, cfg.eval_shared)
+        cand_shared = evaluate_shared(candidate, model_dir, cfg.eval_shared, report)
+        act_shared = evaluate_shared(active_engine, active_dir, cfg.eval_shared, report)
         for name in cand_shared:
-            guards[f"shared:{name}"] = (Scores.from_reports([cand_shared[name]]), Scores.from_reports([act_shared[name]]))
-            shared[name] = {"candidate": cand_shared[name].to_dict(), "active": act_shared[name].to_dict()}
+            guards[f"shared:{name}"] = (Scores.from_report_dict(cand_shared[name]), Scores.from_report_dict(act_shared[name]))
+            shared[name] = {"candidate": cand_shared[name], "active": act_shared[name]}
     margin = cfg.margin if cfg.margin is not None else settings.gate_margin
     min_labelled = cfg.min_labelled if cfg.min_labelled is not None else settings.gate_min_labelled
     decision = judge(cand_scores, act_scores, margin, guards, min_labelled)

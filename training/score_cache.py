@@ -1,0 +1,71 @@
+"""Evaluation reports kept per model, code, settings and data, so a run does not score the same thing twice.
+
+Each retraining run guards on the evaluation splits of ../shared/data by
+scoring the candidate *and* the active model. The active model is usually the
+previous run's candidate, already scored on the same documents by the same
+code: minutes of a run on two cores spent on an answer the last run worked
+out. A report is kept under ``var/score-cache`` and found again only by a key
+of everything that decides it:
+
+- the model folder's SHA-256 (weights, tokenizer, calibration: ``registry.artifact_sha256``),
+- the source of the code that extracts and scores (``service/``, the extractor in
+  ``training/calibrate.py``) and the document-type schemas,
+- the settings the engine runs with (all of them but the model folder, which the first item covers),
+- the dataset file's bytes and how many documents are scored.
+
+Change any of them and the key changes: a stale report can cost a miss, never a wrong answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from config.settings import ROOT, Settings
+from service.registry import artifact_sha256
+
+CODE = (ROOT / "service", ROOT / "training" / "calibrate.py")
+
+
+def _files_digest(*roots: Path) -> str:
+    """SHA-256 over the .py and .json files under *roots* (names and contents); read each time, it is cheap."""
+    digest = hashlib.sha256()
+    for root in roots:
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.suffix in (".py", ".json") and p.is_file())
+        for path in files:
+            digest.update(path.relative_to(root.parent).as_posix().encode() + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def cache_key(model_dir: Path, settings: Settings, dataset: Path, limit: int) -> str:
+    """The key of one report: model, code, schemas, settings, data and size (see the module's docstring)."""
+    deciding = settings.model_dump(mode="json", exclude={"model_dir"})
+    parts = {
+        "model": artifact_sha256(Path(model_dir)),
+        "code": _files_digest(*CODE),
+        "schemas": _files_digest(Path(settings.schema_dir).resolve()),
+        "settings": deciding,
+        "data": hashlib.sha256(Path(dataset).read_bytes()).hexdigest(),
+        "limit": limit,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def cached(cache_dir: Path, key: str, compute: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+    """The report stored under *key*, or *compute*'s (then stored); and whether it came from the cache."""
+    path = Path(cache_dir) / f"{key}.json"
+    if path.exists():
+        try:
+            return json.loads(path.read_text()), True
+        except (OSError, ValueError):
+            pass  # a torn or unreadable entry is a miss; the new report replaces it
+    report = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(report, sort_keys=True))
+    tmp.replace(path)
+    return report, False
