@@ -16,18 +16,18 @@ def test_the_key_follows_the_model_the_settings_the_data_and_the_size(make_setti
     shutil.copytree(tiny_model_dir, model)
     data = tmp_path / "eval.jsonl"
     data.write_text('{"id": "a", "text": "Total 3.00", "labels": {"total": "3.00"}}\n')
-    key = score_cache.cache_key(model, settings, data, 60)
+    key = score_cache.cache_key(score_cache.scorer_digest(model, settings), data, 60)
 
-    assert score_cache.cache_key(model, settings, data, 60) == key
-    assert score_cache.cache_key(model, settings.model_copy(update={"model_dir": tmp_path}), data, 60) == key
-    assert score_cache.cache_key(model, settings, data, 61) != key
-    assert score_cache.cache_key(model, settings.model_copy(update={"max_new_tokens": 99}), data, 60) != key
+    assert score_cache.cache_key(score_cache.scorer_digest(model, settings), data, 60) == key
+    assert score_cache.cache_key(score_cache.scorer_digest(model, settings.model_copy(update={"model_dir": tmp_path})), data, 60) == key
+    assert score_cache.cache_key(score_cache.scorer_digest(model, settings), data, 61) != key
+    assert score_cache.cache_key(score_cache.scorer_digest(model, settings.model_copy(update={"max_new_tokens": 99})), data, 60) != key
     data.write_text('{"id": "a", "text": "Total 4.00", "labels": {"total": "4.00"}}\n')
-    other_data = score_cache.cache_key(model, settings, data, 60)
+    other_data = score_cache.cache_key(score_cache.scorer_digest(model, settings), data, 60)
     assert other_data != key
     meta = json.loads((model / META_FILE).read_text())
     (model / META_FILE).write_text(json.dumps({**meta, "calibration": {"recalibrated": True}}))
-    assert score_cache.cache_key(model, settings, data, 60) not in (key, other_data)
+    assert score_cache.cache_key(score_cache.scorer_digest(model, settings), data, 60) not in (key, other_data)
 
 
 def test_a_report_is_computed_once_and_a_torn_entry_is_a_miss(tmp_path):

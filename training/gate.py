@@ -117,10 +117,9 @@ def judge(candidate: Scores, active: Scores | None, margin: float = 0.01,
             delta = None if before is None or after is None else after - before
             labelled = min(candidate.fields.get(name, (0, 0))[1], active.fields.get(name, (0, 0))[1])
             judged = labelled >= min_labelled
-            fields[name] = {"active": before, "candidate": after, "delta": delta,
-                            "labelled": candidate.fields.get(name, (0, 0))[1], "judged": judged}
             allowed = allowed_drop(margin, labelled)
-            fields[name]["allowed_drop"] = allowed
+            fields[name] = {"active": before, "candidate": after, "delta": delta,
+                            "labelled": candidate.fields.get(name, (0, 0))[1], "judged": judged, "allowed_drop": allowed}
             if not judged:
                 too_few.append(name)
             elif delta is not None and -delta > allowed + EPSILON:

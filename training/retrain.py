@@ -230,11 +230,12 @@ def evaluate_shared(engine: Engine, model_dir: Path, limit: int, report: Reporte
     back from var/score-cache instead of scored again (``training.score_cache``).
     """
     extract = extractor(engine)
+    scorer = score_cache.scorer_digest(model_dir, engine.settings)
     out = {}
     for name, path in SHARED_EVAL.items():
         if not path.exists():
             continue
-        key = score_cache.cache_key(model_dir, engine.settings, path, limit)
+        key = score_cache.cache_key(scorer, path, limit)
         out[name], hit = score_cache.cached(
             engine.settings.var_dir / "score-cache", key,
             lambda: run_eval(extract, path, limit=limit, include=lambda e: split_of(e.dataset, e.id) == "eval").to_dict(),

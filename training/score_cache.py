@@ -41,18 +41,25 @@ def _files_digest(*roots: Path) -> str:
     return digest.hexdigest()
 
 
-def cache_key(model_dir: Path, settings: Settings, dataset: Path, limit: int) -> str:
-    """The key of one report: model, code, schemas, settings, data and size (see the module's docstring)."""
-    deciding = settings.model_dump(mode="json", exclude={"model_dir"})
+def scorer_digest(model_dir: Path, settings: Settings) -> str:
+    """What decides every report of one model: its folder, the code, the schemas and the settings.
+
+    Hashing the model folder reads it whole, so a caller scoring several
+    datasets works this out once and passes it to :func:`cache_key`.
+    """
     parts = {
         "model": artifact_sha256(Path(model_dir)),
         "code": _files_digest(*CODE),
         "schemas": _files_digest(Path(settings.schema_dir).resolve()),
-        "settings": deciding,
-        "data": hashlib.sha256(Path(dataset).read_bytes()).hexdigest(),
-        "limit": limit,
+        "settings": settings.model_dump(mode="json", exclude={"model_dir"}),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def cache_key(scorer: str, dataset: Path, limit: int) -> str:
+    """The key of one report: the scorer (:func:`scorer_digest`), the dataset's bytes and the size."""
+    data = hashlib.sha256(Path(dataset).read_bytes()).hexdigest()
+    return hashlib.sha256(f"{scorer}\0{data}\0{limit}".encode()).hexdigest()
 
 
 def cached(cache_dir: Path, key: str, compute: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
