@@ -38,3 +38,24 @@ def test_bf16_training_learns_as_fp32_training_does(tiny_base_dir, tmp_path):
     # the same seed, data and schedule: the two runs' first losses agree to bf16 rounding
     assert losses["bf16"][0] == pytest.approx(losses["fp32"][0], rel=0.02)
     assert losses["bf16"] != losses["fp32"], "bf16 asked for, but the products ran in fp32"
+
+
+def test_continuing_an_adapter_on_its_top_layers_keeps_the_lower_layers_as_they_were(tiny_base_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    examples = [TrainExample(e.id, e.doc_type, e.text, e.target, None) for e in generate_tickets(3, 7)]
+    first = train(examples, tmp_path / "first", TrainConfig(lr=1e-2, warmup_steps=1), base_dir=tiny_base_dir, steps=3)
+    top = train(examples, tmp_path / "top", TrainConfig(lr=1e-2, warmup_steps=1, train_layers=1), base_dir=tiny_base_dir,
+                steps=3, init_adapter=first)
+    every = train(examples, tmp_path / "every", TrainConfig(lr=1e-2, warmup_steps=1), base_dir=tiny_base_dir, steps=3,
+                  init_adapter=first)
+
+    before, after_top, after_every = (load_file(d / "adapter_model.safetensors") for d in (first, top, every))
+    lower = [k for k in before if ".layers.0." in k]
+    upper = [k for k in before if ".layers.1." in k]
+    assert lower and upper and set(lower) | set(upper) == set(before)  # the tiny llama has two layers
+    assert all(torch.equal(before[k], after_top[k]) for k in lower)
+    assert all(not torch.equal(before[k], after_top[k]) for k in upper if "lora_B" in k)
+    assert any(not torch.equal(before[k], after_every[k]) for k in lower)
+    assert json.loads((top / "train_config.json").read_text())["frozen_layers"] == 1
+    assert json.loads((every / "train_config.json").read_text())["frozen_layers"] == 0

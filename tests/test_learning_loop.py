@@ -260,17 +260,19 @@ def test_a_run_trains_evaluates_gates_and_registers(sqlite_settings, database, t
 
 def test_a_run_continues_the_adapter_of_the_model_it_would_replace(sqlite_settings, database, tiny_model_dir,
                                                                      tiny_base_dir):
-    """Run 1 starts a fresh adapter (the tiny model has none); once its model serves, run 2 continues run 1's."""
+    """Run 1 starts a fresh adapter (the tiny model has none); once its model serves, run 2 continues run 1's,
+    training only its top layer (of two): a fresh adapter learns in every layer."""
     settings = sqlite_settings
     add_examples(database, n_train=3, n_golden=1)
     activate_tiny(database, tiny_model_dir)
-    params = {**TINY_RUN, "base_dir": str(tiny_base_dir)}
+    params = {**TINY_RUN, "base_dir": str(tiny_base_dir), "train_layers": 1}
     first = start_run(settings, database, params)
     work_training_queue(settings)
     with database.session() as session:
         cold = session.get(TrainingRun, first)
         assert cold.status == DONE, cold.error
         assert "a fresh adapter, lr 0.001" in cold.log and cold.metrics["train"]["started_from"] is None
+        assert cold.metrics["train"]["frozen_layers"] == 0 and "were kept as they were" not in cold.log
         entry = registry.get_version(session, cold.output_model_version)
         assert (Path(entry.path) / "adapter" / "adapter_model.safetensors").exists()  # the model keeps its adapter
         if entry.status != "active":
@@ -284,6 +286,8 @@ def test_a_run_continues_the_adapter_of_the_model_it_would_replace(sqlite_settin
         assert warm.status == DONE, warm.error
         assert f"continuing the adapter of {first_version}, lr 0.0003" in warm.log
         assert warm.metrics["train"]["started_from"] == str(Path(first_path) / "adapter")
+        assert warm.metrics["train"]["frozen_layers"] == 1
+        assert "the adapter's layers 0 to 0 were kept as they were" in warm.log
         assert registry.get_version(session, warm.output_model_version).parent == first_version
     # Same examples in the same order: a fresh LoRA starts exactly at the base model's loss, so a
     # different first loss shows the run began from run 1's weights.
@@ -401,16 +405,16 @@ def test_the_api_queues_runs_one_at_a_time_and_reports_them(make_app, make_key, 
     train = {"Authorization": f"Bearer {make_key('train', settings=sqlite_settings)}"}
     read = {"Authorization": f"Bearer {make_key('read', client='reader', settings=sqlite_settings)}"}
     assert client.post("/v1/training-runs", json={}, headers=read).status_code == 403
-    resp = client.post("/v1/training-runs", json={"steps": 10}, headers=train)
+    resp = client.post("/v1/training-runs", json={"steps": 10, "train_layers": 4}, headers=train)
     assert resp.status_code == 202, resp.get_json()
     run = resp.get_json()
-    assert run["status"] == "queued" and run["params"] == {"steps": 10} and run["requested_by"] == "client:test"
+    assert run["status"] == "queued" and run["params"] == {"steps": 10, "train_layers": 4} and run["requested_by"] == "client:test"
     again = client.post("/v1/training-runs", json={}, headers=train)
     assert again.status_code == 409
     assert again.get_json()["type"].endswith("/training-run-active") and again.get_json()["run_id"] == run["id"]
     assert client.get(resp.headers["Location"], headers=train).get_json()["id"] == run["id"]
     assert client.post("/v1/training-runs", json={"base_dir": "/etc"}, headers=train).status_code == 422
-    for body in ("null", "[]", "{nope", '{"steps": true}', '{"steps": "10"}'):  # refused before the slot is looked at
+    for body in ("null", "[]", "{nope", '{"steps": true}', '{"steps": "10"}', '{"train_layers": -1}'):  # refused before the slot is looked at
         resp = client.post("/v1/training-runs", data=body, content_type="application/json", headers=train)
         assert resp.status_code == 422, body
     assert client.get(f"/v1/training-runs/{2**70}", headers=train).status_code == 404  # no overflow, no 500

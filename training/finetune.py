@@ -17,6 +17,7 @@ import json
 import math
 import os
 import random
+import re
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -49,6 +50,7 @@ class TrainConfig:
     threads: int = 2
     log_every: int = 10
     precision: str = "auto"  # "auto": bf16 autocast where the chip multiplies bf16 natively; "fp32"; "bf16"
+    train_layers: int = 0  # only the adapter weights of the top N transformer layers learn (0: every layer)
 
 
 def encode_example(ex: TrainExample, doc_types, vocab: TokenVocabulary, indexes: dict, cfg: TrainConfig) -> tuple[list[int], list[int]]:
@@ -126,6 +128,29 @@ def uses_bf16(precision: str, device: str) -> bool:
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
+_LAYER = re.compile(r"\.layers\.(\d+)\.")
+
+
+def freeze_lower_layers(model, train_layers: int) -> int:
+    """Stop the adapter weights below the top *train_layers* layers from learning; returns how many layers that is.
+
+    Why: nothing below the lowest trained layer needs a gradient, so the
+    backward pass stops there. Continuing an adapter on the top 10 of
+    SmolLM2's 30 layers makes a step about half as long on a CPU (measured
+    4.6 → 2.4 s for the top 8 at 770 tokens), while the lower layers keep
+    what the adapter learned before.
+    """
+    layers = model.config.num_hidden_layers
+    if train_layers <= 0 or train_layers >= layers:
+        return 0
+    lowest = layers - train_layers
+    for name, param in model.named_parameters():
+        match = _LAYER.search(name)
+        if "lora_" in name and match and int(match.group(1)) < lowest:
+            param.requires_grad_(False)
+    return lowest
+
+
 def load_examples(path: Path) -> list[TrainExample]:
     rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
     return [TrainExample(r["id"], r["doc_type"], r["text"], r["target"], set(r["labelled"]) if r.get("labelled") is not None else None) for r in rows]
@@ -154,6 +179,7 @@ def train(examples: list[TrainExample], out_dir: Path, cfg: TrainConfig, base_di
         model = PeftModel.from_pretrained(model, init_adapter, is_trainable=True)
     else:
         model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, target_modules=list(cfg.target_modules), task_type="CAUSAL_LM"))
+    frozen = freeze_lower_layers(model, cfg.train_layers)
     device = training_device()
     bf16 = uses_bf16(cfg.precision, device)
     model.to(device).train()
@@ -192,7 +218,7 @@ def train(examples: list[TrainExample], out_dir: Path, cfg: TrainConfig, base_di
     _to_fp16(out_dir / "adapter_model.safetensors")
     started_from = str(init_adapter) if init_adapter else None
     (out_dir / "train_config.json").write_text(json.dumps({**asdict(cfg), "examples": len(examples), "steps": total, "final_loss": running,
-                                                           "init_adapter": started_from, "device": device,
+                                                           "init_adapter": started_from, "device": device, "frozen_layers": frozen,
                                                            "bf16": bf16, "seconds": round(time.time() - started)}, indent=2))
     return out_dir
 

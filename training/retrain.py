@@ -86,6 +86,7 @@ class RetrainConfig:
     lr: float = 1e-3  # a fresh adapter
     warm_start: bool = True  # continue the active model's adapter when it has one on the same base
     warm_lr: float = 3e-4  # continuing: gentler, so earlier layouts are kept
+    train_layers: int = 10  # continuing: only the top N layers' adapter weights learn, about half the step time (0: all)
     warmup_steps: int = 20
     validation: int = 20  # synthetic documents for calibration (never trained on)
     eval_shared: int = 0  # documents per evaluation split of ../shared/data (0: skip)
@@ -286,7 +287,8 @@ def retrain(session: Session, settings: Settings, run_id: int, cfg: RetrainConfi
     serving = registry.active_version(session)  # what the run starts from (the gate re-reads it at the end)
     serving_dir = Path(serving.path) if serving else resolve_model_dir(settings)
     init_adapter = starting_adapter(serving_dir, base_name) if cfg.warm_start else None
-    train_cfg = TrainConfig(seed=cfg.seed, lr=cfg.warm_lr if init_adapter else cfg.lr, warmup_steps=cfg.warmup_steps)
+    train_cfg = TrainConfig(seed=cfg.seed, lr=cfg.warm_lr if init_adapter else cfg.lr, warmup_steps=cfg.warmup_steps,
+                            train_layers=cfg.train_layers if init_adapter else 0)
 
     report.progress({"stage": "data"})
     approved, golden_rows = load_approved(session, doc_types)
@@ -319,6 +321,9 @@ def retrain(session: Session, settings: Settings, run_id: int, cfg: RetrainConfi
     report.log(f"training on {len(mix)} examples from {base_dir}: {start}, lr {train_cfg.lr:g}")
     adapter = train(mix, out / "adapter", train_cfg, base_dir=base_dir, steps=cfg.steps, progress=on_step,
                     init_adapter=init_adapter)
+    frozen = json.loads((adapter / "train_config.json").read_text())["frozen_layers"]
+    if frozen:
+        report.log(f"the adapter's layers 0 to {frozen - 1} were kept as they were; the layers above them learned")
 
     report.progress({"stage": "build"})
     model_dir = settings.var_dir / "models" / version
@@ -356,7 +361,8 @@ def retrain(session: Session, settings: Settings, run_id: int, cfg: RetrainConfi
         "validation": calibration["validation"],
         "train": {"examples": len(mix), "approved": len(approved), "repeats": times, "replay": len(replay),
                   "final_loss": report.losses[-1] if report.losses else None,
-                  "started_from": str(init_adapter) if init_adapter else None, "lr": train_cfg.lr},
+                  "started_from": str(init_adapter) if init_adapter else None, "lr": train_cfg.lr,
+                  "frozen_layers": frozen},
         "minutes": round((time.time() - started) / 60, 2),
     }
     if "invoice" in metrics["golden"]:

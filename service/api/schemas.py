@@ -236,10 +236,14 @@ class TrainingRunRequest(BaseModel):
                                                    "400): fewer passes as corrections grow.")
     eval_shared: int | None = Field(default=None, ge=0, le=10_000,
                                     description="Documents per evaluation split of ../shared/data to guard on.")
+    train_layers: int | None = Field(default=None, ge=0, le=1_000,
+                                     description="Continuing an adapter, only its top N layers learn (default 10, "
+                                                 "about half the step time; 0: every layer).")
     warm_start: StrictBool | None = Field(default=None, description="Continue the active model's adapter (default "
                                                                     "true) or train a fresh one from the base.")
 
-    @field_validator("seed", "steps", "replay", "approved_repeats", "approved_views", "eval_shared", mode="before")
+    @field_validator("seed", "steps", "replay", "approved_repeats", "approved_views", "eval_shared",
+                     "train_layers", mode="before")
     @classmethod
     def _json_integer(cls, value: Any) -> Any:
         """A JSON Schema integer: 3 or 3.0, never true or "3" (which pydantic alone would take)."""
