@@ -135,10 +135,10 @@ def freeze_lower_layers(model, train_layers: int) -> int:
     """Stop the adapter weights below the top *train_layers* layers from learning; returns how many layers that is.
 
     Why: nothing below the lowest trained layer needs a gradient, so the
-    backward pass stops there. Continuing an adapter on the top 10 of
-    SmolLM2's 30 layers makes a step about half as long on a CPU (measured
-    4.6 → 2.4 s for the top 8 at 770 tokens), while the lower layers keep
-    what the adapter learned before.
+    backward pass stops there: on a CPU a step on the top 8 of SmolLM2's 30
+    layers took 2.4 s against 4.6 s for all of them (770 tokens). The price is
+    what can be learned: continuing on the top 10 took a new table layout's
+    line items to 18% where every layer reached 82%.
     """
     layers = model.config.num_hidden_layers
     if train_layers <= 0 or train_layers >= layers:

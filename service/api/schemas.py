@@ -237,8 +237,8 @@ class TrainingRunRequest(BaseModel):
     eval_shared: int | None = Field(default=None, ge=0, le=10_000,
                                     description="Documents per evaluation split of ../shared/data to guard on.")
     train_layers: int | None = Field(default=None, ge=0, le=1_000,
-                                     description="Continuing an adapter, only its top N layers learn (default 10, "
-                                                 "about half the step time; 0: every layer).")
+                                     description="Continuing an adapter, only its top N layers learn: shorter steps, "
+                                                 "less learned (default 0: every layer).")
     warm_start: StrictBool | None = Field(default=None, description="Continue the active model's adapter (default "
                                                                     "true) or train a fresh one from the base.")
 
