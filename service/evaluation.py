@@ -503,6 +503,20 @@ def _straight_through(records: Sequence[DocumentRecord], thresholds: dict[str, f
 # ------------------------------------------------------------------ running
 
 
+def select_examples(
+    dataset_path: str | Path,
+    doc_type: DocumentType | str | None = None,
+    limit: int | None = None,
+    include: Callable[[Example], bool] | None = None,
+) -> tuple[DocumentType, list[Example]]:
+    """The document type and the examples :func:`run_eval` scores: *include* picks, then *limit* cuts."""
+    if doc_type is None:
+        doc_type = infer_doc_type(dataset_path, load_document_types(DEFAULT_SCHEMA_DIR))
+    elif isinstance(doc_type, str):
+        doc_type = load_document_types(DEFAULT_SCHEMA_DIR)[doc_type]
+    return doc_type, [e for e in load_dataset(dataset_path, doc_type) if include is None or include(e)][:limit]
+
+
 def run_eval(
     extract_fn: Callable[[str, str | Path], Any],
     dataset_path: str | Path,
@@ -521,11 +535,7 @@ def run_eval(
     An extractor error is recorded on the document (all its labels count as
     null answers) instead of stopping the run.
     """
-    if doc_type is None:
-        doc_type = infer_doc_type(dataset_path, load_document_types(DEFAULT_SCHEMA_DIR))
-    elif isinstance(doc_type, str):
-        doc_type = load_document_types(DEFAULT_SCHEMA_DIR)[doc_type]
-    examples = [e for e in load_dataset(dataset_path, doc_type) if include is None or include(e)][:limit]
+    doc_type, examples = select_examples(dataset_path, doc_type, limit, include)
     records = []
     for example in examples:
         try:

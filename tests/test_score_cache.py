@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import shutil
 
-from service.extract.engine import META_FILE, Engine
+from service.extract.engine import META_FILE
 from training import score_cache
 from training.retrain import SHARED_EVAL, Reporter, evaluate_shared
+from training.scoring_pool import ScoringPool
 
 
 def test_the_key_follows_the_model_the_settings_the_data_and_the_size(make_settings, tiny_model_dir, tmp_path):
@@ -48,17 +49,17 @@ def test_a_report_is_computed_once_and_a_torn_entry_is_a_miss(tmp_path):
 def test_the_active_models_guard_scores_are_read_back_not_scored_again(make_settings, tiny_model_dir):
     """Through the real engine and the real evaluation splits: the second run's 'active' is the first run's scores."""
     settings = make_settings(model_dir=tiny_model_dir, max_new_tokens=60)
-    engine = Engine(tiny_model_dir, settings)
     lines: list[str] = []
-    first = evaluate_shared(engine, tiny_model_dir, 1, Reporter(log=lines.append))
-    assert set(first) == {name for name, path in SHARED_EVAL.items() if path.exists()} and first
-    assert not lines and all(report["documents"] == 1 for report in first.values())
+    with ScoringPool(settings, workers=1) as pool:
+        first = evaluate_shared(pool, tiny_model_dir, 1, Reporter(log=lines.append))
+        assert set(first) == {name for name, path in SHARED_EVAL.items() if path.exists()} and first
+        assert not lines and all(report["documents"] == 1 for report in first.values())
 
-    again = evaluate_shared(engine, tiny_model_dir, 1, Reporter(log=lines.append))
-    assert again == first
-    assert len(lines) == len(first) and all("read from the score cache" in line for line in lines)
-    assert len(list((settings.var_dir / "score-cache").glob("*.json"))) == len(first)
+        again = evaluate_shared(pool, tiny_model_dir, 1, Reporter(log=lines.append))
+        assert again == first
+        assert len(lines) == len(first) and all("read from the score cache" in line for line in lines)
+        assert len(list((settings.var_dir / "score-cache").glob("*.json"))) == len(first)
 
-    lines.clear()
-    evaluate_shared(engine, tiny_model_dir, 2, Reporter(log=lines.append))  # other documents: scored, not read
-    assert not lines and len(list((settings.var_dir / "score-cache").glob("*.json"))) == 2 * len(first)
+        lines.clear()
+        evaluate_shared(pool, tiny_model_dir, 2, Reporter(log=lines.append))  # other documents: scored, not read
+        assert not lines and len(list((settings.var_dir / "score-cache").glob("*.json"))) == 2 * len(first)

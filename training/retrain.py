@@ -45,12 +45,12 @@ from service.evaluation import (
     Report,
     clean_label,
     failed_document,
-    run_eval,
     score_document,
+    select_examples,
     summarize,
 )
 from service.extract.artifacts import resolve_model_dir
-from service.extract.engine import META_FILE, Engine, read_meta
+from service.extract.engine import META_FILE, model_version_of, read_meta
 from service.extract.vocabulary import TokenVocabulary
 from service.models import ModelVersion, TrainingExample
 from service.splits import split_of
@@ -59,7 +59,7 @@ from training.approved import load_approved
 from training.base import BASE_ID, ensure_base
 from training.bootstrap import BootstrapConfig
 from training.build_default import adapter_of, build_model
-from training.calibrate import calibrate, extractor
+from training.calibrate import calibrate
 from training.dataset import (
     SHARED_DATA,
     TrainExample,
@@ -69,6 +69,7 @@ from training.dataset import (
 )
 from training.finetune import TrainConfig, encode_example, train
 from training.gate import GateDecision, Scores, judge
+from training.scoring_pool import Pending, ScoringPool
 
 log = logging.getLogger(__name__)
 
@@ -213,64 +214,88 @@ def scored(doc_type: DocumentType, example: Example, extract, apply_rules: bool 
     return score_document(doc_type, example, answer, apply_rules)
 
 
-def evaluate_golden(engine: Engine, golden: dict[str, list[Example]], doc_types: dict[str, DocumentType]) -> list[Report]:
-    extract = extractor(engine)
-    reports = []
-    for name, examples in golden.items():
-        reports.append(summarize([scored(doc_types[name], e, extract) for e in examples]))
-    return reports
+def submit_golden(pool: ScoringPool, model_dir: Path, golden: dict[str, list[Example]],
+                  doc_types: dict[str, DocumentType]) -> list[Pending]:
+    return [pool.submit(model_dir, doc_types[name], examples) for name, examples in golden.items()]
+
+
+def collect_golden(pool: ScoringPool, pending: list[Pending]) -> list[Report]:
+    return [summarize(pool.records(p)) for p in pending]
 
 
 SHARED_EVAL = {"sroie": SHARED_DATA / "sroie" / "normalized.jsonl", "bitext": SHARED_DATA / "bitext" / "normalized.jsonl"}
 
 
-def evaluate_shared(engine: Engine, model_dir: Path, limit: int, report: Reporter) -> dict[str, dict[str, Any]]:
-    """Reports (as dicts) of *engine* on the first *limit* documents of each evaluation split of ../shared/data.
+def submit_shared(pool: ScoringPool, model_dir: Path, limit: int, report: Reporter) -> dict[str, Any]:
+    """The first *limit* documents of each evaluation split of ../shared/data, submitted for *model_dir*.
 
     A report this model already got from this code, settings and data is read
     back from var/score-cache instead of scored again (``training.score_cache``).
+    Each entry is that report, or its cache key and the documents in flight.
     """
-    extract = extractor(engine)
-    scorer = score_cache.scorer_digest(model_dir, engine.settings)
-    out = {}
+    settings = pool.engine_settings
+    scorer = score_cache.scorer_digest(model_dir, settings)
+    out: dict[str, Any] = {}
     for name, path in SHARED_EVAL.items():
         if not path.exists():
             continue
         key = score_cache.cache_key(scorer, path, limit)
-        out[name], hit = score_cache.cached(
-            engine.settings.var_dir / "score-cache", key,
-            lambda: run_eval(extract, path, limit=limit, include=lambda e: split_of(e.dataset, e.id) == "eval").to_dict(),
-        )
-        if hit:
-            report.log(f"{name}: {engine.model_version}'s scores on these {limit} documents read from the score cache")
+        known = score_cache.read(settings.var_dir / "score-cache", key)
+        if known is not None:
+            report.log(f"{name}: {model_version_of(model_dir)}'s scores on these {limit} documents read from the score cache")
+            out[name] = known
+            continue
+        doc_type, examples = select_examples(path, limit=limit, include=lambda e: split_of(e.dataset, e.id) == "eval")
+        out[name] = (key, pool.submit(model_dir, doc_type, examples))
     return out
 
 
-def engine_for(model_dir: Path, settings: Settings, cfg: RetrainConfig) -> Engine:
-    updates: dict[str, Any] = {"model_dir": model_dir}
-    if cfg.max_new_tokens:
-        updates["max_new_tokens"] = cfg.max_new_tokens
-    return Engine(model_dir, settings.model_copy(update=updates))
+def collect_shared(pool: ScoringPool, submitted: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Reports (as dicts) of what :func:`submit_shared` submitted; each new one is stored in the score cache."""
+    out = {}
+    for name, entry in submitted.items():
+        if isinstance(entry, dict):
+            out[name] = entry
+            continue
+        key, pending = entry
+        out[name] = summarize(pool.records(pending)).to_dict()
+        score_cache.store(pool.engine_settings.var_dir / "score-cache", key, out[name])
+    return out
 
 
-def _calibrate(engine: Engine, model_dir: Path, cfg: RetrainConfig, report: Reporter) -> dict[str, Any]:
-    """Fit calibration and thresholds on fresh synthetic documents; write them into the model's metadata."""
-    rows = []
+def evaluate_shared(pool: ScoringPool, model_dir: Path, limit: int, report: Reporter) -> dict[str, dict[str, Any]]:
+    """Reports (as dicts) of *model_dir* on the first *limit* documents of each evaluation split of ../shared/data."""
+    return collect_shared(pool, submit_shared(pool, model_dir, limit, report))
+
+
+def engine_settings(settings: Settings, cfg: RetrainConfig) -> Settings:
+    """The settings a run extracts with: the service's, with the run's token cap."""
+    return settings.model_copy(update={"max_new_tokens": cfg.max_new_tokens}) if cfg.max_new_tokens else settings
+
+
+def submit_calibration(pool: ScoringPool, model_dir: Path, cfg: RetrainConfig,
+                       doc_types: dict[str, DocumentType]) -> list[Pending]:
+    """Fresh synthetic invoices and tickets (never trained on), submitted for the candidate."""
+    by_type: dict[str, list[Example]] = {}
     for gen in (synth.generate_invoices(cfg.validation, cfg.seed + 2000, keep_pdf=False),
                 synth.generate_tickets(max(1, cfg.validation // 2), cfg.seed + 2001)):
-        rows += list(gen)
-    extract = extractor(engine)
-    outcomes = []
-    for e in rows:
-        doc_type = engine.doc_types[e.doc_type]
-        labels = {s.name: v for s in doc_type.fields if (v := clean_label(s, e.labels.get(s.name))) is not None}
-        outcomes += scored(doc_type, Example(e.id, e.text, labels), extract, apply_rules=False).outcomes
+        for e in gen:
+            doc_type = doc_types[e.doc_type]
+            labels = {s.name: v for s in doc_type.fields if (v := clean_label(s, e.labels.get(s.name))) is not None}
+            by_type.setdefault(e.doc_type, []).append(Example(e.id, e.text, labels))
+    return submit_golden(pool, model_dir, by_type, doc_types)
+
+
+def _calibrate(pool: ScoringPool, pending: list[Pending], model_dir: Path, report: Reporter) -> dict[str, Any]:
+    """Fit calibration and thresholds on the scored calibration documents; write them into the model's metadata."""
+    outcomes = [o for p in pending for record in pool.records(p, apply_rules=False) for o in record.outcomes]
     result = calibrate(outcomes)
     meta_path = model_dir / META_FILE
     meta = json.loads(meta_path.read_text())
     meta.update(calibration=result["calibration"], thresholds=result["thresholds"], validation=result["validation"])
     meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True))
-    report.log(f"calibrated on {len(rows)} synthetic documents: accuracy {result['validation']['accuracy']:.2%}")
+    report.log(f"calibrated on {sum(len(p.examples) for p in pending)} synthetic documents: "
+               f"accuracy {result['validation']['accuracy']:.2%}")
     return result
 
 
@@ -331,25 +356,31 @@ def retrain(session: Session, settings: Settings, run_id: int, cfg: RetrainConfi
     report.log(f"built {version} in {model_dir}")
 
     report.progress({"stage": "calibrate"})
-    candidate = engine_for(model_dir, settings, cfg)
-    calibration = _calibrate(candidate, model_dir, cfg, report)
-    candidate = engine_for(model_dir, settings, cfg)  # with the calibration it now carries
-
-    report.progress({"stage": "evaluate"})
     golden = golden_examples(golden_rows, doc_types)
     active = registry.active_version(session)
     active_dir = Path(active.path) if active else resolve_model_dir(settings)
-    active_engine = engine_for(active_dir, settings, cfg) if (active_dir / "model.onnx").exists() else None
-    cand_reports = evaluate_golden(candidate, golden, doc_types)
+    has_active = model_version_of(active_dir) is not None
+    guard = cfg.eval_shared if has_active else 0
+    with ScoringPool(engine_settings(settings, cfg)) as pool:
+        calibrating = submit_calibration(pool, model_dir, cfg, doc_types)
+        # The active model's documents go in beside the calibration's: no core waits for the calibration to end.
+        act_golden = submit_golden(pool, active_dir, golden, doc_types) if has_active else []
+        act_shared = submit_shared(pool, active_dir, guard, report) if guard else {}
+        calibration = _calibrate(pool, calibrating, model_dir, report)
+
+        report.progress({"stage": "evaluate"})  # the candidate, with the calibration it now carries
+        cand_golden = submit_golden(pool, model_dir, golden, doc_types)
+        cand_shared = submit_shared(pool, model_dir, guard, report) if guard else {}
+        act_scores = Scores.from_reports(collect_golden(pool, act_golden)) if has_active else None
+        act_shared = collect_shared(pool, act_shared)
+        cand_reports = collect_golden(pool, cand_golden)
+        cand_shared = collect_shared(pool, cand_shared)
+    report.log(f"scored on {pool.workers} worker process{'es' if pool.workers > 1 else ''}")
     cand_scores = Scores.from_reports(cand_reports)
-    act_scores = Scores.from_reports(evaluate_golden(active_engine, golden, doc_types)) if active_engine else None
     guards, shared = {}, {}
-    if cfg.eval_shared and active_engine:
-        cand_shared = evaluate_shared(candidate, model_dir, cfg.eval_shared, report)
-        act_shared = evaluate_shared(active_engine, active_dir, cfg.eval_shared, report)
-        for name in cand_shared:
-            guards[f"shared:{name}"] = (Scores.from_report_dict(cand_shared[name]), Scores.from_report_dict(act_shared[name]))
-            shared[name] = {"candidate": cand_shared[name], "active": act_shared[name]}
+    for name in cand_shared:
+        guards[f"shared:{name}"] = (Scores.from_report_dict(cand_shared[name]), Scores.from_report_dict(act_shared[name]))
+        shared[name] = {"candidate": cand_shared[name], "active": act_shared[name]}
     margin = cfg.margin if cfg.margin is not None else settings.gate_margin
     min_labelled = cfg.min_labelled if cfg.min_labelled is not None else settings.gate_min_labelled
     decision = judge(cand_scores, act_scores, margin, guards, min_labelled)
@@ -367,7 +398,7 @@ def retrain(session: Session, settings: Settings, run_id: int, cfg: RetrainConfi
     }
     if "invoice" in metrics["golden"]:
         metrics.update(metrics["golden"]["invoice"])  # the engineers' page reads one report at the top level
-    parent = ensure_baseline(session, active_engine, active_dir) if active_engine else None
+    parent = ensure_baseline(session, active_dir, doc_types) if has_active else None
     entry = registry.register(
         session, version=version, path=model_dir, actor=ACTOR, parent=parent, data_hash=digest,
         base_model=base_name, metrics=metrics,
@@ -382,15 +413,17 @@ def retrain(session: Session, settings: Settings, run_id: int, cfg: RetrainConfi
     return Outcome(version, model_dir, decision, metrics)
 
 
-def ensure_baseline(session: Session, engine: Engine, model_dir: Path) -> str:
+def ensure_baseline(session: Session, model_dir: Path, doc_types: dict[str, DocumentType]) -> str:
     """The version id of the model served now, registering the default model if the registry has none."""
     active = registry.active_version(session)
     if active is not None:
         return active.version
-    existing = session.scalar(select(ModelVersion).where(ModelVersion.version == engine.model_version))
+    version = model_version_of(model_dir)
+    existing = session.scalar(select(ModelVersion).where(ModelVersion.version == version))
     if existing is None:
-        registry.register(session, version=engine.model_version, path=model_dir, actor=ACTOR,
-                          base_model=engine.meta.get("base_model", ""), metrics={}, doc_types=sorted(engine.doc_types))
+        registry.register(session, version=version, path=model_dir, actor=ACTOR,
+                          base_model=read_meta(model_dir).get("base_model", ""), metrics={},
+                          doc_types=sorted(doc_types))
         session.commit()
-    registry.promote(session, engine.model_version, ACTOR, reason="baseline: the model served before the registry had one")
-    return engine.model_version
+    registry.promote(session, version, ACTOR, reason="baseline: the model served before the registry had one")
+    return version

@@ -62,17 +62,31 @@ def cache_key(scorer: str, dataset: Path, limit: int) -> str:
     return hashlib.sha256(f"{scorer}\0{data}\0{limit}".encode()).hexdigest()
 
 
-def cached(cache_dir: Path, key: str, compute: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
-    """The report stored under *key*, or *compute*'s (then stored); and whether it came from the cache."""
+def read(cache_dir: Path, key: str) -> dict[str, Any] | None:
+    """The report stored under *key*, or None; a torn or unreadable entry is a miss."""
     path = Path(cache_dir) / f"{key}.json"
-    if path.exists():
-        try:
-            return json.loads(path.read_text()), True
-        except (OSError, ValueError):
-            pass  # a torn or unreadable entry is a miss; the new report replaces it
-    report = compute()
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # the next report stored under the key replaces it
+
+
+def store(cache_dir: Path, key: str, report: dict[str, Any]) -> None:
+    """Keep *report* under *key*; written aside and renamed, so a reader never sees half of it."""
+    path = Path(cache_dir) / f"{key}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(report, sort_keys=True))
     tmp.replace(path)
+
+
+def cached(cache_dir: Path, key: str, compute: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+    """The report stored under *key*, or *compute*'s (then stored); and whether it came from the cache."""
+    known = read(cache_dir, key)
+    if known is not None:
+        return known, True
+    report = compute()
+    store(cache_dir, key, report)
     return report, False
