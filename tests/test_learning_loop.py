@@ -42,7 +42,15 @@ from service.training_runs import request_run
 from tests.review_fixtures import add_user, found, rows_field, store_document
 from training.approved import approved_target
 from training.cli import follow
-from training.retrain import load_approved, repeats_per_example
+from training.retrain import (
+    collect_golden,
+    golden_examples,
+    load_approved,
+    repeats_per_example,
+    served_records,
+    submit_golden,
+)
+from training.scoring_pool import ScoringPool
 from training.synth import HELD_OUT_FAMILY, generate_invoices
 
 TINY_RUN = {"replay": 2, "validation": 2, "steps": 4, "max_new_tokens": 200, "quantize": False, "warmup_steps": 1}
@@ -179,6 +187,32 @@ def test_golden_hold_back_is_stable_and_about_the_configured_share(sqlite_settin
         examples, golden = load_approved(session, load_document_types(sqlite_settings.schema_dir))
     assert [g.document_id for g in golden] == [golden_doc]
     assert [e.text for e in examples] == [train_ex.text]  # the golden document is never trained on
+
+
+def test_the_active_models_golden_answers_are_the_ones_it_gave_in_service(sqlite_settings, database, tiny_model_dir):
+    """A golden document the active model read when it was submitted is scored from that answer, not read again."""
+    doc_types = load_document_types(sqlite_settings.schema_dir)
+    served_doc, served_ex = seed_invoice_for_review(sqlite_settings, 3)  # read by "tiny-test", invoice date wrong
+    unread = held_out_invoice(4)
+    with database.session() as session:
+        rows = [TrainingExample(document_id=served_doc, doc_type="invoice", text=served_ex.text, values=served_ex.labels,
+                                golden=True),
+                TrainingExample(doc_type="invoice", text=unread.text, values=unread.labels, golden=True)]
+        session.add_all(rows)
+        session.commit()
+        golden = golden_examples(rows, doc_types)
+        served = served_records(session, rows, golden, "tiny-test", doc_types)
+        assert served_records(session, rows, golden, "another-version", doc_types) == {"invoice": []}
+    [record] = served["invoice"]
+    assert record.id == f"golden-{rows[0].id}" and record.extraction.model_version == "tiny-test"
+    outcomes = {o.field: o.correct for o in record.outcomes}
+    assert outcomes["vendor_name"] and not outcomes["invoice_date"]  # the stored answer, wrong date and all
+
+    with ScoringPool(sqlite_settings.model_copy(update={"max_new_tokens": 60}), workers=1) as pool:
+        [pending] = submit_golden(pool, tiny_model_dir, golden, doc_types, served)
+        assert [e.id for e in pending.examples] == [f"golden-{rows[1].id}"]  # only the document it never read
+        [report] = collect_golden(pool, [pending], served)
+    assert report.documents == 2
 
 
 # --- runs --------------------------------------------------------------------

@@ -12,7 +12,7 @@ Everything runs in this process against its own var folder (SQLite and an
 embedded Redis unless DOCKET_REDIS_URL is set), so it never touches a real
 deployment. The report (JSON and text) goes to ``--out``.
 
-Usage: python -m training.demo_learning [--fresh 50] [--approve 50] [--eval-shared 60] [--train-layers N]
+Usage: python -m training.demo_learning [--fresh 50] [--approve 50] [--eval-shared 60] [--train-layers N] [--approved-views N]
                                         [--out artifacts/demo-learning]
 """
 
@@ -173,9 +173,11 @@ if __name__ == "__main__":
     parser.add_argument("--eval-shared", type=int, default=EVAL_SHARED)
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "demo-learning")
     parser.add_argument("--train-layers", type=int, default=None, help="the run's train_layers (default: the run's own)")
+    parser.add_argument("--approved-views", type=int, default=None, help="the run's approved_views (default: the run's own)")
     args = parser.parse_args()
     os.environ.setdefault("DOCKET_VAR_DIR", str(args.out / "var"))
     get_settings.cache_clear()
-    retrain = {} if args.train_layers is None else {"train_layers": args.train_layers}
+    retrain = {key: value for key, value in (("train_layers", args.train_layers), ("approved_views", args.approved_views))
+               if value is not None}
     result = run_demo(get_settings(), DemoConfig(args.fresh, args.approve, args.eval_shared, retrain=retrain), args.out)
     print(json.dumps({k: result[k] for k in ("before", "after", "run", "passed")}, indent=2, default=str))

@@ -52,7 +52,7 @@ from service.evaluation import (
 from service.extract.artifacts import resolve_model_dir
 from service.extract.engine import META_FILE, model_version_of, read_meta
 from service.extract.vocabulary import TokenVocabulary
-from service.models import ModelVersion, TrainingExample
+from service.models import ExtractionAttempt, ModelVersion, TrainingExample
 from service.splits import split_of
 from training import augment, score_cache, synth
 from training.approved import load_approved
@@ -214,13 +214,40 @@ def scored(doc_type: DocumentType, example: Example, extract, apply_rules: bool 
     return score_document(doc_type, example, answer, apply_rules)
 
 
+def served_records(session: Session, rows: list[TrainingExample], golden: dict[str, list[Example]],
+                   version: str, doc_types: dict[str, DocumentType]) -> dict[str, list[DocumentRecord]]:
+    """The active model's golden-set records from the answers it gave in service, by document type.
+
+    Every golden document was extracted when it was submitted, usually by the
+    model still active: asking that model again spends minutes of a run on an
+    answer the database holds. Its latest answer on the document is scored
+    instead (rules already applied, as in service); the run extracts only the
+    golden documents it never read.
+    """
+    ids = {r.document_id: f"golden-{r.id}" for r in rows if r.document_id}
+    attempts = session.scalars(
+        select(ExtractionAttempt)
+        .where(ExtractionAttempt.document_id.in_(list(ids)), ExtractionAttempt.engine == "model",
+               ExtractionAttempt.model_version == version)
+        .order_by(ExtractionAttempt.id)
+    )
+    answers = {ids[a.document_id]: {"fields": a.fields, "model_version": a.model_version, "warnings": a.warnings}
+               for a in attempts}
+    return {name: [score_document(doc_types[name], e, answers[e.id], apply_rules=False) for e in examples if e.id in answers]
+            for name, examples in golden.items()}
+
+
 def submit_golden(pool: ScoringPool, model_dir: Path, golden: dict[str, list[Example]],
-                  doc_types: dict[str, DocumentType]) -> list[Pending]:
-    return [pool.submit(model_dir, doc_types[name], examples) for name, examples in golden.items()]
+                  doc_types: dict[str, DocumentType], known: dict[str, list[DocumentRecord]] | None = None) -> list[Pending]:
+    """The golden documents of each type for *model_dir*, except those *known* already holds records of."""
+    done = {r.id for records in (known or {}).values() for r in records}
+    return [pool.submit(model_dir, doc_types[name], [e for e in examples if e.id not in done])
+            for name, examples in golden.items()]
 
 
-def collect_golden(pool: ScoringPool, pending: list[Pending]) -> list[Report]:
-    return [summarize(pool.records(p)) for p in pending]
+def collect_golden(pool: ScoringPool, pending: list[Pending], known: dict[str, list[DocumentRecord]] | None = None) -> list[Report]:
+    """One report per document type, of the records *known* and those scored now."""
+    return [summarize((known or {}).get(p.doc_type.name, []) + pool.records(p)) for p in pending]
 
 
 SHARED_EVAL = {"sroie": SHARED_DATA / "sroie" / "normalized.jsonl", "bitext": SHARED_DATA / "bitext" / "normalized.jsonl"}
@@ -364,18 +391,21 @@ def retrain(session: Session, settings: Settings, run_id: int, cfg: RetrainConfi
     with ScoringPool(engine_settings(settings, cfg)) as pool:
         calibrating = submit_calibration(pool, model_dir, cfg, doc_types)
         # The active model's documents go in beside the calibration's: no core waits for the calibration to end.
-        act_golden = submit_golden(pool, active_dir, golden, doc_types) if has_active else []
+        served = served_records(session, golden_rows, golden, model_version_of(active_dir), doc_types) if has_active else {}
+        act_golden = submit_golden(pool, active_dir, golden, doc_types, served) if has_active else []
         act_shared = submit_shared(pool, active_dir, guard, report) if guard else {}
         calibration = _calibrate(pool, calibrating, model_dir, report)
 
         report.progress({"stage": "evaluate"})  # the candidate, with the calibration it now carries
         cand_golden = submit_golden(pool, model_dir, golden, doc_types)
         cand_shared = submit_shared(pool, model_dir, guard, report) if guard else {}
-        act_scores = Scores.from_reports(collect_golden(pool, act_golden)) if has_active else None
+        act_scores = Scores.from_reports(collect_golden(pool, act_golden, served)) if has_active else None
         act_shared = collect_shared(pool, act_shared)
         cand_reports = collect_golden(pool, cand_golden)
         cand_shared = collect_shared(pool, cand_shared)
-    report.log(f"scored on {pool.workers} worker process{'es' if pool.workers > 1 else ''}")
+    reused = sum(len(records) for records in served.values())
+    report.log(f"scored on {pool.workers} worker process{'es' if pool.workers > 1 else ''}; the active model's answers"
+               f" on {reused} of {sum(map(len, golden.values()))} golden documents were the ones it gave in service")
     cand_scores = Scores.from_reports(cand_reports)
     guards, shared = {}, {}
     for name in cand_shared:
