@@ -282,6 +282,7 @@ def test_a_run_trains_evaluates_gates_and_registers(sqlite_settings, database, t
         assert entry.parent == active and entry.training_run_id == run_id
         assert entry.sha256 == registry.artifact_sha256(Path(entry.path))
         assert entry.metrics["golden"]["invoice"]["documents"] == 2
+        assert set(run.metrics["stage_minutes"]) == {"data", "train", "build", "calibrate", "evaluate"}
         assert gate["overall"]["labelled"] > 0  # both models really were scored on the golden set
         assert gate == entry.gate
         if gate["decision"] == "promote":

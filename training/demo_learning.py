@@ -141,7 +141,8 @@ def run_demo(settings: Settings, cfg: DemoConfig, out: Path) -> dict[str, Any]:
         result_run = {"id": run.id, "status": run.status, "error": run.error, "version": run.output_model_version,
                       "decision": gate.get("decision"), "reasons": gate.get("reasons"), "guards": gate.get("guards"),
                       "golden": gate.get("overall"), "too_few_to_judge": gate.get("too_few_to_judge"),
-                      "minutes": round(train_minutes, 1), "log": run.log.splitlines()}
+                      "minutes": round(train_minutes, 1), "stage_minutes": (run.metrics or {}).get("stage_minutes"),
+                      "log": run.log.splitlines()}
         active = registry.active_version(session)
         candidate = registry.get_version(session, run.output_model_version) if run.output_model_version else None
         candidate_dir = Path(candidate.path) if candidate and candidate.status != "active" else None

@@ -114,6 +114,21 @@ class Reporter:
 
 
 @dataclass
+class StageClock:
+    """Minutes a run spends in each stage, for its metrics: where the time of a run goes."""
+
+    minutes: dict[str, float] = field(default_factory=dict)
+    _stage: str | None = None
+    _since: float = 0.0
+
+    def enter(self, stage: str | None) -> None:
+        now = time.time()
+        if self._stage:
+            self.minutes[self._stage] = round(self.minutes.get(self._stage, 0.0) + (now - self._since) / 60, 2)
+        self._stage, self._since = stage, now
+
+
+@dataclass
 class Outcome:
     version: str
     model_dir: Path
@@ -342,6 +357,8 @@ def retrain(session: Session, settings: Settings, run_id: int, cfg: RetrainConfi
     train_cfg = TrainConfig(seed=cfg.seed, lr=cfg.warm_lr if init_adapter else cfg.lr, warmup_steps=cfg.warmup_steps,
                             train_layers=cfg.train_layers if init_adapter else 0)
 
+    clock = StageClock()
+    clock.enter("data")
     report.progress({"stage": "data"})
     approved, golden_rows = load_approved(session, doc_types)
     session.commit()  # end the read transaction: the run holds no transaction open while it trains
@@ -371,17 +388,20 @@ def retrain(session: Session, settings: Settings, run_id: int, cfg: RetrainConfi
 
     start = f"continuing the adapter of {serving.version if serving else serving_dir.name}" if init_adapter else "a fresh adapter"
     report.log(f"training on {len(mix)} examples from {base_dir}: {start}, lr {train_cfg.lr:g}")
+    clock.enter("train")
     adapter = train(mix, out / "adapter", train_cfg, base_dir=base_dir, steps=cfg.steps, progress=on_step,
                     init_adapter=init_adapter)
     frozen = json.loads((adapter / "train_config.json").read_text())["frozen_layers"]
     if frozen:
         report.log(f"the adapter's layers 0 to {frozen - 1} were kept as they were; the layers above them learned")
 
+    clock.enter("build")
     report.progress({"stage": "build"})
     model_dir = settings.var_dir / "models" / version
     build_model(adapter, model_dir, version, quantize=cfg.quantize, base_dir=base_dir if cfg.base_dir else None)
     report.log(f"built {version} in {model_dir}")
 
+    clock.enter("calibrate")  # with the active model's scoring beside it
     report.progress({"stage": "calibrate"})
     golden = golden_examples(golden_rows, doc_types)
     active = registry.active_version(session)
@@ -396,6 +416,7 @@ def retrain(session: Session, settings: Settings, run_id: int, cfg: RetrainConfi
         act_shared = submit_shared(pool, active_dir, guard, report) if guard else {}
         calibration = _calibrate(pool, calibrating, model_dir, report)
 
+        clock.enter("evaluate")
         report.progress({"stage": "evaluate"})  # the candidate, with the calibration it now carries
         cand_golden = submit_golden(pool, model_dir, golden, doc_types)
         cand_shared = submit_shared(pool, model_dir, guard, report) if guard else {}
@@ -406,6 +427,7 @@ def retrain(session: Session, settings: Settings, run_id: int, cfg: RetrainConfi
     reused = sum(len(records) for records in served.values())
     report.log(f"scored on {pool.workers} worker process{'es' if pool.workers > 1 else ''}; the active model's answers"
                f" on {reused} of {sum(map(len, golden.values()))} golden documents were the ones it gave in service")
+    clock.enter(None)
     cand_scores = Scores.from_reports(cand_reports)
     guards, shared = {}, {}
     for name in cand_shared:
@@ -425,6 +447,7 @@ def retrain(session: Session, settings: Settings, run_id: int, cfg: RetrainConfi
                   "started_from": str(init_adapter) if init_adapter else None, "lr": train_cfg.lr,
                   "frozen_layers": frozen},
         "minutes": round((time.time() - started) / 60, 2),
+        "stage_minutes": clock.minutes,
     }
     if "invoice" in metrics["golden"]:
         metrics.update(metrics["golden"]["invoice"])  # the engineers' page reads one report at the top level
