@@ -119,7 +119,7 @@ def judge(candidate: Scores, active: Scores | None, margin: float = 0.01,
             judged = labelled >= min_labelled
             allowed = allowed_drop(margin, labelled)
             fields[name] = {"active": before, "candidate": after, "delta": delta,
-                            "labelled": candidate.fields.get(name, (0, 0))[1], "judged": judged, "allowed_drop": allowed}
+                            "labelled": labelled, "judged": judged, "allowed_drop": allowed}
             if not judged:
                 too_few.append(name)
             elif delta is not None and -delta > allowed + EPSILON:

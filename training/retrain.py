@@ -87,7 +87,7 @@ class RetrainConfig:
     lr: float = 1e-3  # a fresh adapter
     warm_start: bool = True  # continue the active model's adapter when it has one on the same base
     warm_lr: float = 3e-4  # continuing: gentler, so earlier layouts are kept
-    train_layers: int = 0  # continuing: only the top N layers' adapter weights learn (0: every layer; 10 halves a step but learned a new table layout far less)
+    train_layers: int = 0  # continuing: only the adapter of the top N layers learns (0: all; README, measured)
     warmup_steps: int = 20
     validation: int = 20  # synthetic documents for calibration (never trained on)
     eval_shared: int = 0  # documents per evaluation split of ../shared/data (0: skip)
