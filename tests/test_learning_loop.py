@@ -43,6 +43,7 @@ from tests.review_fixtures import add_user, found, rows_field, store_document
 from training.approved import approved_target
 from training.cli import follow
 from training.retrain import (
+    RetrainConfig,
     collect_golden,
     golden_examples,
     load_approved,
@@ -259,6 +260,15 @@ def test_a_run_shows_corrections_fewer_times_as_they_grow_so_its_length_stays_pu
     assert views[1] == 8 and views[40] == 320 and views[43] == 344  # few: the most passes each
     assert views[80] == 400 and views[100] == 400 and views[133] == 399  # then about the budget
     assert views[400] == 400 and views[1000] == 1000  # and never fewer than one pass
+
+
+def test_what_a_run_leaves_open_follows_the_device_it_trains_on():
+    """On a CPU a run must fit its time: the top 20 layers, 300 views; a GPU trains every layer on 400."""
+    cpu, gpu = RetrainConfig().resolved("cpu"), RetrainConfig().resolved("cuda")
+    assert (cpu.train_layers, cpu.approved_views) == (20, 300)
+    assert (gpu.train_layers, gpu.approved_views) == (0, 400)
+    asked = RetrainConfig(train_layers=0, approved_views=400).resolved("cpu")  # what the caller says wins
+    assert (asked.train_layers, asked.approved_views) == (0, 400)
 
 
 def test_a_run_trains_evaluates_gates_and_registers(sqlite_settings, database, tiny_model_dir, tiny_base_dir):

@@ -233,12 +233,13 @@ class TrainingRunRequest(BaseModel):
                                         description="Most passes over the approved examples (default 8).")
     approved_views: int | None = Field(default=None, ge=1, le=100_000,
                                        description="About how many approved examples a run shows in all (default "
-                                                   "400): fewer passes as corrections grow.")
+                                                   "300 on a CPU, 400 on a GPU): fewer passes as corrections grow.")
     eval_shared: int | None = Field(default=None, ge=0, le=10_000,
                                     description="Documents per evaluation split of ../shared/data to guard on.")
     train_layers: int | None = Field(default=None, ge=0, le=1_000,
                                      description="Continuing an adapter, only its top N layers learn: shorter steps, "
-                                                 "less learned (default 0: every layer).")
+                                                 "less learned (0: every layer; default 20 on a CPU, every layer "
+                                                 "on a GPU).")
     warm_start: StrictBool | None = Field(default=None, description="Continue the active model's adapter (default "
                                                                     "true) or train a fresh one from the base.")
 
