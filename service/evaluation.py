@@ -269,6 +269,15 @@ def score_document(
     return DocumentRecord(example.id, doc_type, extraction, outcomes, failures)
 
 
+def score_answer(doc_type: DocumentType, example: Example, answer: Callable[[], Any], apply_rules: bool = True) -> DocumentRecord:
+    """Score what *answer()* returns; if it raises, the document counts as an answer of nulls (:func:`failed_document`)."""
+    try:
+        extraction = answer()
+    except Exception as exc:  # noqa: BLE001 - one bad document must not end an evaluation
+        return failed_document(doc_type, example, f"{type(exc).__name__}: {exc}")
+    return score_document(doc_type, example, extraction, apply_rules)
+
+
 def failed_document(doc_type: DocumentType, example: Example, error: str) -> DocumentRecord:
     """An extractor that raised answered nothing: every label counts as a null answer."""
     empty = Extraction(doc_type.name, {}, "", warnings=[f"error: {error}"])
@@ -538,12 +547,7 @@ def run_eval(
     doc_type, examples = select_examples(dataset_path, doc_type, limit, include)
     records = []
     for example in examples:
-        try:
-            answer = extract_fn(doc_type.name, example.source)
-        except Exception as exc:  # noqa: BLE001 - one bad document must not end an evaluation
-            record = failed_document(doc_type, example, f"{type(exc).__name__}: {exc}")
-        else:
-            record = score_document(doc_type, example, answer, apply_rules)
+        record = score_answer(doc_type, example, lambda: extract_fn(doc_type.name, example.source), apply_rules)
         records.append(record)
         if on_document:
             on_document(record)

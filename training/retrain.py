@@ -44,7 +44,7 @@ from service.evaluation import (
     Example,
     Report,
     clean_label,
-    failed_document,
+    score_answer,
     score_document,
     select_examples,
     summarize,
@@ -238,11 +238,7 @@ def golden_examples(rows: list[TrainingExample], doc_types: dict[str, DocumentTy
 
 def scored(doc_type: DocumentType, example: Example, extract, apply_rules: bool = True) -> DocumentRecord:
     """Score one document; an extractor error counts as an answer of nulls, as in ``docket eval``."""
-    try:
-        answer = extract(doc_type.name, example.source)
-    except Exception as exc:  # noqa: BLE001 - one bad document must not end an evaluation
-        return failed_document(doc_type, example, f"{type(exc).__name__}: {exc}")
-    return score_document(doc_type, example, answer, apply_rules)
+    return score_answer(doc_type, example, lambda: extract(doc_type.name, example.source), apply_rules)
 
 
 def served_records(session: Session, rows: list[TrainingExample], golden: dict[str, list[Example]],
@@ -423,12 +419,13 @@ def retrain(session: Session, settings: Settings, run_id: int, cfg: RetrainConfi
     golden = golden_examples(golden_rows, doc_types)
     active = registry.active_version(session)
     active_dir = Path(active.path) if active else resolve_model_dir(settings)
-    has_active = model_version_of(active_dir) is not None
+    active_version = model_version_of(active_dir)  # None: there is no model to compare with
+    has_active = active_version is not None
     guard = cfg.eval_shared if has_active else 0
     with ScoringPool(engine_settings(settings, cfg)) as pool:
         calibrating = submit_calibration(pool, model_dir, cfg, doc_types)
         # The active model's documents go in beside the calibration's: no core waits for the calibration to end.
-        served = served_records(session, golden_rows, golden, model_version_of(active_dir), doc_types) if has_active else {}
+        served = served_records(session, golden_rows, golden, active_version, doc_types) if has_active else {}
         act_golden = submit_golden(pool, active_dir, golden, doc_types, served) if has_active else []
         act_shared = submit_shared(pool, active_dir, guard, report) if guard else {}
         calibration = _calibrate(pool, calibrating, model_dir, report)

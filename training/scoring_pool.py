@@ -5,8 +5,9 @@ the active model, on the golden set and the guard on ../shared/data, and the
 candidate on its calibration documents. On a CPU one extraction is a chain of
 small model calls, and between onnxruntime's kernels much of each call is
 Python and masking on one core: two processes with one onnxruntime thread each
-get through about 1.4 times the documents of one process with two threads
-(16 SROIE receipts each on 2 cores: 32 in 91 s against 16 in 63 s). So the
+get through 1.28 times the documents of one process with two threads
+(``python -m benchmarks.scoring``: 48 guard documents in 68.2 s against 87.3 s
+on 2 cores). So the
 run hands every (model, document) pair to this pool, both models' documents at
 once, and the cores stay busy until the last one.
 
@@ -30,7 +31,7 @@ from typing import Any
 
 from config.settings import Settings
 from service.doctypes import DocumentType
-from service.evaluation import DocumentRecord, Example, failed_document, score_document
+from service.evaluation import DocumentRecord, Example, score_answer
 from service.extract.engine import META_FILE, Engine
 from service.extract.session import choose_providers
 from training.calibrate import extractor
@@ -111,14 +112,9 @@ class ScoringPool:
         """
         out = []
         for example, future in zip(pending.examples, pending.futures):
-            try:
-                answer = future.result()
-            except BrokenProcessPool:
-                raise
-            except Exception as exc:  # noqa: BLE001 - one bad document must not end an evaluation
-                out.append(failed_document(pending.doc_type, example, f"{type(exc).__name__}: {exc}"))
-            else:
-                out.append(score_document(pending.doc_type, example, answer, apply_rules))
+            if isinstance(future.exception(), BrokenProcessPool):
+                raise future.exception()
+            out.append(score_answer(pending.doc_type, example, future.result, apply_rules))
         return out
 
     def close(self) -> None:
