@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     gate_margin: float = 0.01  # the most any one field's golden-set accuracy may drop (0.01 = 1 point)
     gate_min_labelled: int = 10  # golden values a field needs before its own drop can reject a candidate
     replay_examples: int = 100  # earlier training examples mixed into each retraining run (≈ 4 s a step on 2 cores)
+    # Documents per evaluation split of ../shared/data a run scores candidate and served model on, as a guard
+    # (0: none); a training worker scores the served model's ahead of the next run (service.warmup).
+    eval_shared: int = 60
     eval_workers: int = 0  # processes a run scores documents with (training.scoring_pool); 0: one per core, 1 with CUDA
 
     # Logs (service.logs): "text" for people at a terminal, "json" (one object a line) for production.

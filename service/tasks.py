@@ -41,11 +41,12 @@ from service.frontier import FrontierClient, make_frontier_client
 from service.ingest import IngestedDocument
 from service.logs import current_request_id, log_context
 from service.models import DONE, FAILED, PROCESSING, QUEUED, AuditEvent, Document, ExtractionAttempt, utcnow
-from service.queue import EXTRACTION, QUEUES
+from service.queue import EXTRACTION, QUEUES, TRAINING
 from service.registry import ActiveModelWatch, ModelRef, active_ref
 from service.routing import REVIEW, Decision, decide, thresholds_for
 from service.stats import monthly_frontier_spend
 from service.validate import apply_rule_failures, validate
+from service.warmup import request_guard_warmup
 from service.webhooks import events as webhook_events
 
 log = logging.getLogger(__name__)
@@ -500,8 +501,11 @@ class DocketWorker(SimpleWorker):
         return max(1, min(self.worker_ttl - 15, self.maintenance_interval))
 
     def run_maintenance_tasks(self) -> None:
-        """rq's cleaning, then (one extraction worker at a time) :func:`requeue_lost_documents`."""
+        """rq's cleaning; then (one extraction worker at a time) :func:`requeue_lost_documents`, and on a
+        training worker the served model's guard scored ahead of the next run (:mod:`service.warmup`)."""
         super().run_maintenance_tasks()
+        if TRAINING in self.queue_names():
+            self.warm_served_guard()
         if EXTRACTION not in self.queue_names():
             return
         runtime = get_runtime()
@@ -511,6 +515,15 @@ class DocketWorker(SimpleWorker):
                 requeue_lost_documents(self.connection, runtime.db, runtime.settings)
         except (RedisError, SQLAlchemyError):
             log.exception("could not look for documents whose job was lost; trying again next maintenance pass")
+
+
+    def warm_served_guard(self) -> None:
+        runtime = get_runtime()
+        try:
+            served = active_model_version(runtime.settings, runtime.db)
+            request_guard_warmup(self.connection, runtime.settings, served[0] if served else None)
+        except (RedisError, SQLAlchemyError):
+            log.exception("could not ask for the served model's guard to be scored; trying again next maintenance pass")
 
 
 def make_worker(connection: Redis, queues: tuple[str, ...] = QUEUES, **kwargs: Any) -> DocketWorker:

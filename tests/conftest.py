@@ -189,6 +189,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "max_upload_bytes": 2 * 1024 * 1024,
             "max_pages": 5,
             "webhook_allow_private": True,  # the test receivers listen on loopback
+            "eval_shared": 0,  # no guard on ../shared/data, and so no warm-up job, unless a test asks
         }
         values.update(overrides)
         return Settings(**values)
@@ -294,6 +295,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         DOCKET_WEBHOOK_RETRY_INTERVALS_S=json.dumps(settings.webhook_retry_intervals_s),
         DOCKET_MAINTENANCE_INTERVAL_S=str(settings.maintenance_interval_s),
         DOCKET_REQUEUE_AFTER_S=str(settings.requeue_after_s),
+        DOCKET_EVAL_SHARED=str(settings.eval_shared),
     )
     env.pop("DOCKET_MODEL_DIR", None)
     if settings.model_dir:

@@ -28,6 +28,7 @@ def cli_env(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKET_") and k not in ("DATABASE_URL", "REDIS_URL")}
     env["DOCKET_VAR_DIR"] = str(tmp_path / "var")
     env["DOCKET_MODEL_CACHE_DIR"] = str(tmp_path / "no-models")
+    env["DOCKET_EVAL_SHARED"] = "0"  # a training worker scores no guard ahead (service.warmup) unless a test asks
     return env
 
 

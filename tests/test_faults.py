@@ -531,7 +531,8 @@ def test_docket_run_stops_its_workers_then_its_embedded_redis(signals, tmp_path,
     env = {k: v for k, v in os.environ.items() if k not in ("DOCKET_REDIS_URL", "REDIS_URL", "DATABASE_URL",
                                                              "DOCKET_MODEL_DIR")}
     env.update(DOCKET_VAR_DIR=str(var), DOCKET_DATABASE_URL=pg_url, DOCKET_USE_CUDA="false",
-               DOCKET_MODEL_CACHE_DIR=str(tmp_path / "no-models"), DOCKET_JOB_TIMEOUT_S="30")
+               DOCKET_MODEL_CACHE_DIR=str(tmp_path / "no-models"), DOCKET_JOB_TIMEOUT_S="30",
+               DOCKET_EVAL_SHARED="0")
     port = free_port()
     log = tmp_path / "run.log"
     with log.open("wb") as out:

@@ -77,3 +77,13 @@ def test_one_worker_per_core_on_a_cpu_and_the_setting_wins(make_settings):
     cores = len(os.sched_getaffinity(0))
     assert worker_count(make_settings(use_cuda=False)) == max(1, min(4, cores))
     assert worker_count(make_settings(use_cuda=False, eval_workers=3)) == 3
+
+
+def test_background_scoring_runs_at_a_lower_cpu_priority(make_settings, tiny_model_dir, invoice):
+    """The warm-up's pool (training.jobs.warm_guard) yields the cores to extraction workers beside it."""
+    settings = make_settings(model_dir=tiny_model_dir, max_new_tokens=20)
+    with ScoringPool(settings, workers=2, nice=5) as pool:
+        pool.records(pool.submit(tiny_model_dir, invoice, examples()[:2]))
+        pids = list(pool._executor._processes)
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        assert len(pids) == 2 and all(os.getpriority(os.PRIO_PROCESS, pid) == min(mine + 5, 19) for pid in pids)

@@ -2,6 +2,8 @@
 
     fresh documents of the held-out family (training.synth.HELD_OUT_FAMILY)
         → field accuracy of the served model                          (before)
+    the training worker starts, idle: it scores the served model's guard
+        ahead of the next run (service.warmup), as under `docket run`
     other documents of the family → POST /v1/documents → extraction jobs
         → a reviewer approves each one routed to review, correcting it
     one retraining run (the rq job of `docket train`, with a guard on the
@@ -13,7 +15,7 @@ embedded Redis unless DOCKET_REDIS_URL is set), so it never touches a real
 deployment. The report (JSON and text) goes to ``--out``.
 
 Usage: python -m training.demo_learning [--fresh 50] [--approve 50] [--eval-shared 60] [--train-layers N] [--approved-views N]
-                                        [--guard-cached]
+                                        [--no-warmup]
                                         [--out artifacts/demo-learning]
 """
 
@@ -33,7 +35,6 @@ from service import db, registry, tasks
 from service.app import create_app
 from service.auth import create_api_key
 from service.doctypes import load_document_types
-from service.extract.artifacts import resolve_model_dir
 from service.extract.engine import Engine
 from service.evaluation import Example, clean_label, summarize
 from service.models import DONE, Document, TrainingRun, User
@@ -43,8 +44,7 @@ from service.routing import REVIEW
 from service.training_runs import request_run
 from service.users import create_user
 from training.calibrate import extractor
-from training.retrain import Reporter, RetrainConfig, engine_settings, evaluate_shared, scored
-from training.scoring_pool import ScoringPool
+from training.retrain import scored
 from training.synth import HELD_OUT_FAMILY, generate_invoices
 
 # --- config ------------------------------------------------------------------
@@ -63,18 +63,17 @@ class DemoConfig:
     eval_shared: int = EVAL_SHARED
     family: str = HELD_OUT_FAMILY
     retrain: dict[str, Any] = field(default_factory=dict)  # extra RetrainConfig params (tests: a tiny base)
-    # Score the served model's guard before the run, as every run after the first finds it (the last run's
-    # candidate is the active model, already scored): the run's time is then a steady-state run's.
-    guard_cached: bool = False
+    # The training worker starts before the documents come in, as `docket run` starts it with the API, and
+    # scores the served model's guard while idle (service.warmup). False: it starts only for the run, which then
+    # scores that guard itself (a first run that follows a worker's start at once).
+    warmup: bool = True
 
 
-def score_guard_ahead(settings: Settings, cfg: DemoConfig) -> float:
-    """Put the served model's guard reports in the score cache, as the run would score them; returns minutes."""
+def idle_training_worker(connection) -> float:
+    """A training worker's first pass, before any run: it queues the served model's guard and scores it; minutes."""
     started = time.time()
-    run_cfg = RetrainConfig.from_params(cfg.retrain, settings)
-    with ScoringPool(engine_settings(settings, run_cfg)) as pool:
-        evaluate_shared(pool, resolve_model_dir(settings), cfg.eval_shared, Reporter())
-    return round((time.time() - started) / 60, 1)
+    tasks.make_worker(connection, (TRAINING,)).work(burst=True, logging_level="WARNING")
+    return round((time.time() - started) / 60, 2)
 
 
 def accuracy_on(settings: Settings, database: db.Database, documents: list, model_dir: Path | None = None) -> dict[str, Any]:
@@ -131,6 +130,7 @@ def submit_and_approve(settings: Settings, database: db.Database, connection, do
 
 def run_demo(settings: Settings, cfg: DemoConfig, out: Path) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
+    settings = settings.model_copy(update={"eval_shared": cfg.eval_shared})  # the guard runs and warm-ups take
     db.upgrade(settings.database_uri)
     database = db.Database(settings.database_uri)
     connection = connect_redis(settings)
@@ -141,15 +141,14 @@ def run_demo(settings: Settings, cfg: DemoConfig, out: Path) -> dict[str, Any]:
 
     before = accuracy_on(settings, database, fresh)
     print(f"before: {before['model']} {before['overall']:.1%} on {before['documents']} fresh documents", flush=True)
+    warmup_minutes = idle_training_worker(connection) if cfg.warmup else None
+    if warmup_minutes is not None:
+        print(f"the idle training worker scored the served model's guard in {warmup_minutes} min", flush=True)
     counts = submit_and_approve(settings, database, connection, to_approve)
     print(f"approvals: {counts}", flush=True)
 
-    guard_minutes = score_guard_ahead(settings, cfg) if cfg.guard_cached and cfg.eval_shared else None
-    if guard_minutes is not None:
-        print(f"the served model's guard scored ahead of the run in {guard_minutes} min", flush=True)
     with database.session() as session:
-        run_id = request_run(session, connection, settings, "demo",
-                             {"eval_shared": cfg.eval_shared, **cfg.retrain}).id
+        run_id = request_run(session, connection, settings, "demo", dict(cfg.retrain)).id
     train_started = time.time()
     tasks.make_worker(connection, (TRAINING,)).work(burst=True, logging_level="WARNING")
     train_minutes = (time.time() - train_started) / 60
@@ -159,7 +158,8 @@ def run_demo(settings: Settings, cfg: DemoConfig, out: Path) -> dict[str, Any]:
         result_run = {"id": run.id, "status": run.status, "error": run.error, "version": run.output_model_version,
                       "decision": gate.get("decision"), "reasons": gate.get("reasons"), "guards": gate.get("guards"),
                       "golden": gate.get("overall"), "too_few_to_judge": gate.get("too_few_to_judge"),
-                      "minutes": round(train_minutes, 1), "stage_minutes": (run.metrics or {}).get("stage_minutes"),
+                      "minutes": (run.metrics or {}).get("minutes"), "worker_minutes": round(train_minutes, 2),
+                      "stage_minutes": (run.metrics or {}).get("stage_minutes"),
                       "log": run.log.splitlines()}
         active = registry.active_version(session)
         candidate = registry.get_version(session, run.output_model_version) if run.output_model_version else None
@@ -176,7 +176,7 @@ def run_demo(settings: Settings, cfg: DemoConfig, out: Path) -> dict[str, Any]:
         "rejected_candidate": rejected,
         "approvals": counts,
         "run": result_run,
-        "guard_scored_ahead_minutes": guard_minutes,
+        "guard_warmup_minutes": warmup_minutes,
         "active": active.version if active else None,
         "minutes": round((time.time() - started) / 60, 1),
         "passed": bool(after["overall"] is not None and after["overall"] >= 0.95 and result_run["decision"] == "promote"),
@@ -194,13 +194,13 @@ if __name__ == "__main__":
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "demo-learning")
     parser.add_argument("--train-layers", type=int, default=None, help="the run's train_layers (default: the run's own)")
     parser.add_argument("--approved-views", type=int, default=None, help="the run's approved_views (default: the run's own)")
-    parser.add_argument("--guard-cached", action="store_true",
-                        help="score the served model's guard before the run, as runs after the first find it")
+    parser.add_argument("--no-warmup", dest="warmup", action="store_false",
+                        help="start the training worker only for the run, which then scores the served model's guard")
     args = parser.parse_args()
     os.environ.setdefault("DOCKET_VAR_DIR", str(args.out / "var"))
     get_settings.cache_clear()
     retrain = {key: value for key, value in (("train_layers", args.train_layers), ("approved_views", args.approved_views))
                if value is not None}
     result = run_demo(get_settings(), DemoConfig(args.fresh, args.approve, args.eval_shared, retrain=retrain,
-                                                 guard_cached=args.guard_cached), args.out)
+                                                 warmup=args.warmup), args.out)
     print(json.dumps({k: result[k] for k in ("before", "after", "run", "passed")}, indent=2, default=str))

@@ -1,4 +1,4 @@
-"""The retraining rq job: ``training.jobs.run_training``, enqueued by name on the training queue.
+"""The training queue's rq jobs, enqueued by name: ``run_training`` and ``warm_guard``.
 
 Only a worker that takes a training job imports this module (and with it
 torch); see :mod:`service.training_runs` for how runs are requested. The job
@@ -19,10 +19,12 @@ from service.db import Database
 from service.models import DONE, FAILED, QUEUED
 from service.tasks import describe_failure, get_runtime
 from service.training_runs import append_log, finish_run, get_run, start_run
-from training.retrain import Reporter, RetrainConfig, retrain
+from training.retrain import Reporter, RetrainConfig, engine_settings, evaluate_shared, retrain, served_model_dir
+from training.scoring_pool import ScoringPool
 
 log = logging.getLogger(__name__)
 
+WARMUP_NICE = 10  # the warm-up's scoring processes yield the cores to extraction workers beside them
 PROGRESS_EVERY_S = 1.0  # at most one progress write a second; stage changes and log lines at once
 LOSS_POINTS = 500  # the loss curve kept on the run is thinned to about this many points
 
@@ -88,3 +90,26 @@ def run_training(run_id: int) -> dict[str, Any]:
         return {"run_id": run_id, "status": DONE, "version": outcome.version, "promoted": outcome.decision.promote}
     finally:
         writer.close()
+
+
+def warm_guard() -> dict[str, Any]:
+    """Score the served model's guard into the score cache (see :mod:`service.warmup`), as a run would.
+
+    The scoring is the run's own (``evaluate_shared`` with the settings and
+    guard size a run takes by default, on a pool of the same size), so the
+    run finds the reports under the keys it looks for; a report already in
+    the cache is read, not scored again.
+    """
+    runtime = get_runtime()
+    settings = runtime.settings
+    cfg = RetrainConfig.from_params({}, settings)
+    with runtime.db.session() as session:
+        model_dir = served_model_dir(session, settings)
+    started = time.monotonic()
+    lines: list[str] = []
+    with ScoringPool(engine_settings(settings, cfg), nice=WARMUP_NICE) as pool:
+        reports = evaluate_shared(pool, model_dir, cfg.eval_shared, Reporter(log=lines.append))
+    minutes = round((time.monotonic() - started) / 60, 2)
+    log.info("the guard of %s on %d documents per split: %s, in %.2f min (%d read from the score cache)",
+             model_dir.name, cfg.eval_shared, ", ".join(sorted(reports)) or "no evaluation splits", minutes, len(lines))
+    return {"model_dir": str(model_dir), "splits": sorted(reports), "cached": len(lines), "minutes": minutes}

@@ -6,7 +6,9 @@
     → merge → ONNX → int8
     → confidence calibration on synthetic validation documents
     → evaluation of candidate and active model on the golden set
-      (and, optionally, on the evaluation splits of ../shared/data)
+      and, as a guard, on the evaluation splits of ../shared/data
+      (``settings.eval_shared`` documents each; the active model's are
+      usually in the score cache: ``service.warmup``)
     → gate → register (and promote, or reject with the comparison)
 
 Approved documents become examples in :mod:`training.approved`.
@@ -90,7 +92,7 @@ class RetrainConfig:
     train_layers: int | None = None  # continuing: only the adapter of the top N layers learns (0: all; None: DEVICE_DEFAULTS)
     warmup_steps: int = 20
     validation: int = 20  # synthetic documents for calibration (never trained on)
-    eval_shared: int = 0  # documents per evaluation split of ../shared/data (0: skip)
+    eval_shared: int = 0  # documents per evaluation split of ../shared/data (0: skip; from_params: settings.eval_shared)
     quantize: bool = True
     base_dir: str | None = None  # None: the SmolLM2 base; tests pass a tiny llama folder
     max_new_tokens: int | None = None  # for evaluation; None: the settings' cap
@@ -101,6 +103,7 @@ class RetrainConfig:
     def from_params(cls, params: dict[str, Any], settings: Settings) -> RetrainConfig:
         known = {k: v for k, v in params.items() if k in cls.__dataclass_fields__}
         known.setdefault("replay", settings.replay_examples)
+        known.setdefault("eval_shared", settings.eval_shared)
         return cls(**known).resolved(training_device())
 
     def resolved(self, device: str) -> RetrainConfig:
@@ -322,6 +325,12 @@ def evaluate_shared(pool: ScoringPool, model_dir: Path, limit: int, report: Repo
     return collect_shared(pool, submit_shared(pool, model_dir, limit, report))
 
 
+def served_model_dir(session: Session, settings: Settings) -> Path:
+    """The folder of the model served now: the registry's active version, or the settings' model without one."""
+    active = registry.active_version(session)
+    return Path(active.path) if active else resolve_model_dir(settings)
+
+
 def engine_settings(settings: Settings, cfg: RetrainConfig) -> Settings:
     """The settings a run extracts with: the service's, with the run's token cap."""
     return settings.model_copy(update={"max_new_tokens": cfg.max_new_tokens}) if cfg.max_new_tokens else settings
@@ -365,7 +374,7 @@ def retrain(session: Session, settings: Settings, run_id: int, cfg: RetrainConfi
     base_dir = Path(cfg.base_dir) if cfg.base_dir else None
     base_name = BASE_ID if not cfg.base_dir else Path(cfg.base_dir).name
     serving = registry.active_version(session)  # what the run starts from (the gate re-reads it at the end)
-    serving_dir = Path(serving.path) if serving else resolve_model_dir(settings)
+    serving_dir = served_model_dir(session, settings)
     init_adapter = starting_adapter(serving_dir, base_name) if cfg.warm_start else None
     train_cfg = TrainConfig(seed=cfg.seed, lr=cfg.warm_lr if init_adapter else cfg.lr, warmup_steps=cfg.warmup_steps,
                             train_layers=cfg.train_layers if init_adapter else 0)
@@ -417,8 +426,7 @@ def retrain(session: Session, settings: Settings, run_id: int, cfg: RetrainConfi
     clock.enter("calibrate")  # with the active model's scoring beside it
     report.progress({"stage": "calibrate"})
     golden = golden_examples(golden_rows, doc_types)
-    active = registry.active_version(session)
-    active_dir = Path(active.path) if active else resolve_model_dir(settings)
+    active_dir = served_model_dir(session, settings)
     active_version = model_version_of(active_dir)  # None: there is no model to compare with
     has_active = active_version is not None
     guard = cfg.eval_shared if has_active else 0

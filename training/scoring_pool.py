@@ -43,8 +43,10 @@ _engines: dict[str, tuple[int, Engine]] = {}
 _settings: Settings | None = None
 
 
-def _start_worker(settings: Settings) -> None:
+def _start_worker(settings: Settings, nice: int = 0) -> None:
     global _settings
+    if nice:
+        os.nice(nice)
     _settings = settings
     _engines.clear()
 
@@ -84,14 +86,15 @@ class ScoringPool:
     cache key must be made of).
     """
 
-    def __init__(self, settings: Settings, workers: int | None = None):
+    def __init__(self, settings: Settings, workers: int | None = None, nice: int = 0):
+        """*nice*: how much lower than the caller's the worker processes' CPU priority is (background scoring)."""
         self.workers = workers or worker_count(settings)
         if self.workers > 1:
             cores = len(os.sched_getaffinity(0))
             self.engine_settings = settings.model_copy(update={"intra_op_threads": max(1, cores // self.workers)})
             self._executor: Executor = ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start_worker, initargs=(self.engine_settings,),
+                initializer=_start_worker, initargs=(self.engine_settings, nice),
             )
         else:
             self.engine_settings = settings
