@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+
+from config.settings import ROOT, Settings
 
 from service.extract.engine import META_FILE
 from training import score_cache
@@ -23,12 +26,29 @@ def test_the_key_follows_the_model_the_settings_the_data_and_the_size(make_setti
     assert score_cache.cache_key(score_cache.scorer_digest(model, settings.model_copy(update={"model_dir": tmp_path})), data, 60) == key
     assert score_cache.cache_key(score_cache.scorer_digest(model, settings), data, 61) != key
     assert score_cache.cache_key(score_cache.scorer_digest(model, settings.model_copy(update={"max_new_tokens": 99})), data, 60) != key
+    # Where the installation lives and what the API does decide nothing a report says.
+    elsewhere = settings.model_copy(update={"var_dir": tmp_path / "moved", "database_url": "postgresql://elsewhere/db",
+                                            "rate_limit_requests": 7, "schema_dir": shutil.copytree(
+                                                settings.schema_dir, tmp_path / "schemas")})
+    assert score_cache.cache_key(score_cache.scorer_digest(model, elsewhere), data, 60) == key
     data.write_text('{"id": "a", "text": "Total 4.00", "labels": {"total": "4.00"}}\n')
     other_data = score_cache.cache_key(score_cache.scorer_digest(model, settings), data, 60)
     assert other_data != key
     meta = json.loads((model / META_FILE).read_text())
     (model / META_FILE).write_text(json.dumps({**meta, "calibration": {"recalibrated": True}}))
     assert score_cache.cache_key(score_cache.scorer_digest(model, settings), data, 60) not in (key, other_data)
+
+
+def test_the_key_holds_every_setting_extraction_reads():
+    """A setting the engine reads but the key leaves out would let a report outlive a change that alters it."""
+    read = set()
+    for path in [*(ROOT / "service" / "extract").rglob("*.py"), ROOT / "service" / "evaluation.py",
+                 ROOT / "training" / "calibrate.py", ROOT / "training" / "scoring_pool.py"]:
+        read |= set(re.findall(r"settings\.([a-z_]+)\b(?!\()", path.read_text()))
+    folders = {"model_dir", "model_cache_dir", "var_dir", "schema_dir"}  # contents hashed, or caches of them
+    pool = {"eval_workers"}  # how many processes score, not what they answer (the threads each gets are in the key)
+    assert read - folders - pool <= set(score_cache.EXTRACTION_SETTINGS), read
+    assert set(score_cache.EXTRACTION_SETTINGS) <= set(Settings.model_fields)
 
 
 def test_a_report_is_computed_once_and_a_torn_entry_is_a_miss(tmp_path):

@@ -10,7 +10,9 @@ of everything that decides it:
 - the model folder's SHA-256 (weights, tokenizer, calibration: ``registry.artifact_sha256``),
 - the source of the code that extracts and scores (``service/``, the extractor in
   ``training/calibrate.py``) and the document-type schemas,
-- the settings the engine runs with (all of them but the model folder, which the first item covers),
+- the settings extraction reads (:data:`EXTRACTION_SETTINGS`: decoding, threads, the provider), not
+  where files live or what the API and the webhooks do, so moving an installation or changing an
+  unrelated setting keeps its reports,
 - the dataset file's bytes and how many documents are scored.
 
 Change any of them and the key changes: a stale report can cost a miss, never a wrong answer.
@@ -28,6 +30,10 @@ from config.settings import ROOT, Settings
 from service.registry import artifact_sha256
 
 CODE = (ROOT / "service", ROOT / "training" / "calibrate.py")
+# What the engine and the scoring read of the settings, besides folders (the model's and the schemas' contents
+# are hashed; the index and model caches hold what those decide). tests/test_score_cache.py checks the engine
+# reads nothing else, so a new decoding setting cannot be left out of the key.
+EXTRACTION_SETTINGS = ("use_cuda", "intra_op_threads", "max_prompt_tokens", "max_new_tokens", "speculate_tokens")
 
 
 def _files_digest(*roots: Path) -> str:
@@ -51,7 +57,7 @@ def scorer_digest(model_dir: Path, settings: Settings) -> str:
         "model": artifact_sha256(Path(model_dir)),
         "code": _files_digest(*CODE),
         "schemas": _files_digest(Path(settings.schema_dir).resolve()),
-        "settings": settings.model_dump(mode="json", exclude={"model_dir"}),
+        "settings": {name: getattr(settings, name) for name in EXTRACTION_SETTINGS},
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
