@@ -9,6 +9,7 @@ active (tiny) model, gated and registered.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import threading
 from datetime import timedelta
@@ -310,7 +311,7 @@ def test_a_run_continues_the_adapter_of_the_model_it_would_replace(sqlite_settin
     settings = sqlite_settings
     add_examples(database, n_train=3, n_golden=1)
     activate_tiny(database, tiny_model_dir)
-    params = {**TINY_RUN, "base_dir": str(tiny_base_dir), "train_layers": 1}
+    params = {**TINY_RUN, "base_dir": str(tiny_base_dir), "train_layers": 1, "precision": "fp32"}
     first = start_run(settings, database, params)
     work_training_queue(settings)
     with database.session() as session:
@@ -320,6 +321,7 @@ def test_a_run_continues_the_adapter_of_the_model_it_would_replace(sqlite_settin
         assert cold.metrics["train"]["frozen_layers"] == 0 and "were kept as they were" not in cold.log
         entry = registry.get_version(session, cold.output_model_version)
         assert (Path(entry.path) / "adapter" / "adapter_model.safetensors").exists()  # the model keeps its adapter
+        assert json.loads((Path(entry.path) / "adapter" / "train_config.json").read_text())["precision"] == "fp32"
         if entry.status != "active":
             registry.promote(session, entry.version, "test")
         cold_losses, first_version, first_path = cold.metrics["loss"], entry.version, entry.path
@@ -450,16 +452,18 @@ def test_the_api_queues_runs_one_at_a_time_and_reports_them(make_app, make_key, 
     train = {"Authorization": f"Bearer {make_key('train', settings=sqlite_settings)}"}
     read = {"Authorization": f"Bearer {make_key('read', client='reader', settings=sqlite_settings)}"}
     assert client.post("/v1/training-runs", json={}, headers=read).status_code == 403
-    resp = client.post("/v1/training-runs", json={"steps": 10, "train_layers": 4}, headers=train)
+    resp = client.post("/v1/training-runs", json={"steps": 10, "train_layers": 4, "precision": "fp32"}, headers=train)
     assert resp.status_code == 202, resp.get_json()
     run = resp.get_json()
-    assert run["status"] == "queued" and run["params"] == {"steps": 10, "train_layers": 4} and run["requested_by"] == "client:test"
+    assert run["params"] == {"steps": 10, "train_layers": 4, "precision": "fp32"}
+    assert run["status"] == "queued" and run["requested_by"] == "client:test"
     again = client.post("/v1/training-runs", json={}, headers=train)
     assert again.status_code == 409
     assert again.get_json()["type"].endswith("/training-run-active") and again.get_json()["run_id"] == run["id"]
     assert client.get(resp.headers["Location"], headers=train).get_json()["id"] == run["id"]
     assert client.post("/v1/training-runs", json={"base_dir": "/etc"}, headers=train).status_code == 422
-    for body in ("null", "[]", "{nope", '{"steps": true}', '{"steps": "10"}', '{"train_layers": -1}'):  # refused before the slot is looked at
+    for body in ("null", "[]", "{nope", '{"steps": true}', '{"steps": "10"}', '{"train_layers": -1}',
+                 '{"precision": "fp16"}'):  # refused before the slot is looked at
         resp = client.post("/v1/training-runs", data=body, content_type="application/json", headers=train)
         assert resp.status_code == 422, body
     assert client.get(f"/v1/training-runs/{2**70}", headers=train).status_code == 404  # no overflow, no 500

@@ -15,7 +15,7 @@ embedded Redis unless DOCKET_REDIS_URL is set), so it never touches a real
 deployment. The report (JSON and text) goes to ``--out``.
 
 Usage: python -m training.demo_learning [--fresh 50] [--approve 50] [--eval-shared 60] [--train-layers N] [--approved-views N]
-                                        [--no-warmup]
+                                        [--precision auto|fp32|bf16] [--no-warmup]
                                         [--out artifacts/demo-learning]
 """
 
@@ -194,13 +194,15 @@ if __name__ == "__main__":
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "demo-learning")
     parser.add_argument("--train-layers", type=int, default=None, help="the run's train_layers (default: the run's own)")
     parser.add_argument("--approved-views", type=int, default=None, help="the run's approved_views (default: the run's own)")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None,
+                        help="the run's training arithmetic (default: the run's own, auto)")
     parser.add_argument("--no-warmup", dest="warmup", action="store_false",
                         help="start the training worker only for the run, which then scores the served model's guard")
     args = parser.parse_args()
     os.environ.setdefault("DOCKET_VAR_DIR", str(args.out / "var"))
     get_settings.cache_clear()
-    retrain = {key: value for key, value in (("train_layers", args.train_layers), ("approved_views", args.approved_views))
-               if value is not None}
+    retrain = {key: value for key, value in (("train_layers", args.train_layers), ("approved_views", args.approved_views),
+                                             ("precision", args.precision)) if value is not None}
     result = run_demo(get_settings(), DemoConfig(args.fresh, args.approve, args.eval_shared, retrain=retrain,
                                                  warmup=args.warmup), args.out)
     print(json.dumps({k: result[k] for k in ("before", "after", "run", "passed")}, indent=2, default=str))

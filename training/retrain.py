@@ -91,6 +91,7 @@ class RetrainConfig:
     warm_lr: float = 3e-4  # continuing: gentler, so earlier layouts are kept
     train_layers: int | None = None  # continuing: only the adapter of the top N layers learns (0: all; None: DEVICE_DEFAULTS)
     warmup_steps: int = 20
+    precision: str = "auto"  # training's matrix products: "auto" (bf16 where the chip has it natively), "fp32", "bf16"
     validation: int = 20  # synthetic documents for calibration (never trained on)
     eval_shared: int = 0  # documents per evaluation split of ../shared/data (0: skip; from_params: settings.eval_shared)
     quantize: bool = True
@@ -377,7 +378,7 @@ def retrain(session: Session, settings: Settings, run_id: int, cfg: RetrainConfi
     serving_dir = served_model_dir(session, settings)
     init_adapter = starting_adapter(serving_dir, base_name) if cfg.warm_start else None
     train_cfg = TrainConfig(seed=cfg.seed, lr=cfg.warm_lr if init_adapter else cfg.lr, warmup_steps=cfg.warmup_steps,
-                            train_layers=cfg.train_layers if init_adapter else 0)
+                            train_layers=cfg.train_layers if init_adapter else 0, precision=cfg.precision)
 
     clock = StageClock()
     clock.enter("data")

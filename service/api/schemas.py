@@ -240,6 +240,9 @@ class TrainingRunRequest(BaseModel):
                                      description="Continuing an adapter, only its top N layers learn: shorter steps, "
                                                  "less learned (0: every layer; default 20 on a CPU, every layer "
                                                  "on a GPU).")
+    precision: Literal["auto", "fp32", "bf16"] | None = Field(
+        default=None, description="Training arithmetic (default auto: bf16 where the chip multiplies bf16 natively, "
+                                  "a GPU or a CPU with AMX or AVX-512 BF16; fp32 elsewhere).")
     warm_start: StrictBool | None = Field(default=None, description="Continue the active model's adapter (default "
                                                                     "true) or train a fresh one from the base.")
 
