@@ -151,6 +151,19 @@ def redis_conn(redis_url: str) -> Iterator[Redis]:
 # --- the model ---------------------------------------------------------------
 
 
+@pytest.fixture
+def forget_served_models():
+    """Each test starts with no cached engine or registry view in this process (``pytestmark`` in the suites
+    that switch models)."""
+    from service import tasks  # noqa: PLC0415
+
+    tasks._ENGINES.clear()
+    tasks._WATCHES.clear()
+    yield
+    tasks._ENGINES.clear()
+    tasks._WATCHES.clear()
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir() -> Path:
     """A tiny real model: random weights, real tokenizer, real ONNX, real constrained decoding.

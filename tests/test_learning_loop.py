@@ -58,13 +58,7 @@ from training.synth import HELD_OUT_FAMILY, generate_invoices
 TINY_RUN = {"replay": 2, "validation": 2, "steps": 4, "max_new_tokens": 200, "quantize": False, "warmup_steps": 1}
 
 
-@pytest.fixture(autouse=True)
-def forget_served_models():
-    tasks._ENGINES.clear()
-    tasks._WATCHES.clear()
-    yield
-    tasks._ENGINES.clear()
-    tasks._WATCHES.clear()
+pytestmark = pytest.mark.usefixtures("forget_served_models")
 
 
 @pytest.fixture

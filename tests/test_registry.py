@@ -32,14 +32,7 @@ from tests.conftest import start_worker, wait_until
 TICKET = "From: dana@example.com\nSubject: VPN down\n\nSince this morning the VPN refuses my password."
 
 
-@pytest.fixture(autouse=True)
-def forget_served_models():
-    """Each test starts with no cached engine or registry view in this process."""
-    tasks._ENGINES.clear()
-    tasks._WATCHES.clear()
-    yield
-    tasks._ENGINES.clear()
-    tasks._WATCHES.clear()
+pytestmark = pytest.mark.usefixtures("forget_served_models")
 
 
 @pytest.fixture

@@ -15,13 +15,7 @@ from service.warmup import WARM_JOB, request_guard_warmup
 from training.retrain import SHARED_EVAL
 
 
-@pytest.fixture(autouse=True)
-def forget_served_models():
-    tasks._ENGINES.clear()
-    tasks._WATCHES.clear()
-    yield
-    tasks._ENGINES.clear()
-    tasks._WATCHES.clear()
+pytestmark = pytest.mark.usefixtures("forget_served_models")
 
 
 def queued(connection: Redis) -> list[str]:
