@@ -516,8 +516,8 @@ class DocketWorker(SimpleWorker):
         except (RedisError, SQLAlchemyError):
             log.exception("could not look for documents whose job was lost; trying again next maintenance pass")
 
-
     def warm_served_guard(self) -> None:
+        """Ask, once per served version, for its guard to be scored before a run needs it."""
         runtime = get_runtime()
         try:
             served = active_model_version(runtime.settings, runtime.db)
