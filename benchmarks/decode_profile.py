@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import copy
 import json
 import tempfile
 import time
@@ -23,7 +24,7 @@ import onnxruntime as ort
 from config.settings import get_settings
 from service.extract.artifacts import resolve_model_dir
 from service.extract.engine import MODEL_FILE
-from service.extract.session import ModelSession
+from service.extract.session import ModelSession, session_options
 
 
 def per_call_ms(session: ModelSession, cache, feed: int, calls: int) -> float:
@@ -51,13 +52,10 @@ def main() -> None:
     wall = per_call_ms(plain, cache, args.feed, args.calls)
 
     with tempfile.TemporaryDirectory() as tmp:
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            options.intra_op_num_threads = threads
+        options = session_options(threads)  # the served session's, with the profiler on
         options.enable_profiling = True
         options.profile_file_prefix = str(Path(tmp) / "decode")
-        profiled = ModelSession(model_path, use_cuda=False, intra_op_threads=threads)
+        profiled = copy.copy(plain)
         profiled.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
         profiled_wall = per_call_ms(profiled, cache, args.feed, args.calls)
         events = json.loads(Path(profiled.session.end_profiling()).read_text())

@@ -19,7 +19,15 @@ from service.db import Database
 from service.models import DONE, FAILED, QUEUED
 from service.tasks import describe_failure, get_runtime
 from service.training_runs import append_log, finish_run, get_run, start_run
-from training.retrain import Reporter, RetrainConfig, engine_settings, evaluate_shared, retrain, served_model_dir
+from training.retrain import (
+    Reporter,
+    RetrainConfig,
+    collect_shared,
+    engine_settings,
+    retrain,
+    served_model_dir,
+    submit_shared,
+)
 from training.scoring_pool import ScoringPool
 
 log = logging.getLogger(__name__)
@@ -106,10 +114,11 @@ def warm_guard() -> dict[str, Any]:
     with runtime.db.session() as session:
         model_dir = served_model_dir(session, settings)
     started = time.monotonic()
-    lines: list[str] = []
     with ScoringPool(engine_settings(settings, cfg), nice=WARMUP_NICE) as pool:
-        reports = evaluate_shared(pool, model_dir, cfg.eval_shared, Reporter(log=lines.append))
+        submitted = submit_shared(pool, model_dir, cfg.eval_shared, Reporter(log=log.info))
+        cached = sum(1 for entry in submitted.values() if isinstance(entry, dict))  # a report, not documents in flight
+        reports = collect_shared(pool, submitted)
     minutes = round((time.monotonic() - started) / 60, 2)
     log.info("the guard of %s on %d documents per split: %s, in %.2f min (%d read from the score cache)",
-             model_dir.name, cfg.eval_shared, ", ".join(sorted(reports)) or "no evaluation splits", minutes, len(lines))
-    return {"model_dir": str(model_dir), "splits": sorted(reports), "cached": len(lines), "minutes": minutes}
+             model_dir.name, cfg.eval_shared, ", ".join(sorted(reports)) or "no evaluation splits", minutes, cached)
+    return {"model_dir": str(model_dir), "splits": sorted(reports), "cached": cached, "minutes": minutes}

@@ -47,12 +47,18 @@ def choose_providers(use_cuda: bool) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
+def session_options(intra_op_threads: int = 0) -> ort.SessionOptions:
+    """Every graph optimisation; *intra_op_threads* threads (0: onnxruntime chooses)."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if intra_op_threads:
+        options.intra_op_num_threads = intra_op_threads
+    return options
+
+
 class ModelSession:
     def __init__(self, model_path: Path, use_cuda: bool = False, intra_op_threads: int = 0):
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if intra_op_threads:
-            options.intra_op_num_threads = intra_op_threads
+        options = session_options(intra_op_threads)
         self.session = ort.InferenceSession(str(model_path), options, providers=choose_providers(use_cuda))
         self.providers = self.session.get_providers()
         inputs = self.session.get_inputs()
