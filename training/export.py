@@ -1,8 +1,21 @@
 """Export a merged Hugging Face model folder to the ONNX model folder Docket serves.
 
-merged fp32 folder → ONNX with past key values (optimum-onnx) → int8 weights
+merged fp32 folder → ONNX graph with past key values → int8 weights
 (onnxruntime weight-only MatMulNBits) → tokenizer.json + docket-model.json
 beside it. The serving side needs nothing but that folder.
+
+Two graph builders write the same interface (``input_ids``, ``attention_mask``,
+``past_key_values.*`` in; ``logits``, ``present.*`` out; KV as batch × heads
+× positions × head size):
+
+* ``gqa`` (default): onnxruntime-genai's model builder, one fused
+  ``GroupQueryAttention`` per layer with rotary embedding inside, fused QKV
+  and skip-RMSNorm: about 340 nodes. A one-token decode call on a long
+  cache is mostly graph overhead on two cores, so the small graph is faster
+  (``python -m benchmarks.graphs``).
+* ``optimum``: optimum-onnx's ``text-generation-with-past`` export of the
+  transformers model, about 3,100 nodes (KV concatenation, 3→9 head
+  expansion and shape plumbing per layer). Kept to compare against.
 
 Why weight-only: dynamic quantization (int8 weights *and* activations, one
 scale per tensor) changed the model's top token at about 4 to 5% of the
@@ -18,7 +31,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -26,35 +42,32 @@ MODEL_FILE = "model.onnx"
 META_FILE = "docket-model.json"
 
 
-def export_onnx(merged_dir: Path, out_dir: Path, quantize: bool = True, meta: dict | None = None) -> Path:
-    """Write ``out_dir`` atomically: a half-exported model is never seen by a worker."""
-    from optimum.exporters.onnx import main_export
+GRAPHS = ("gqa", "optimum")
+GENAI_BUILDER = "onnxruntime-genai 0.11.0 model builder, fp32, cpu"
 
+
+def export_onnx(merged_dir: Path, out_dir: Path, quantize: bool = True, meta: dict | None = None,
+                graph: str = "gqa") -> Path:
+    """Write ``out_dir`` atomically: a half-exported model is never seen by a worker."""
+    if graph not in GRAPHS:
+        raise ValueError(f"unknown graph builder {graph!r}; one of {', '.join(GRAPHS)}")
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=out_dir.name + ".", dir=out_dir.parent))
     try:
         fp32_dir = work / "fp32"
-        main_export(
-            str(merged_dir),
-            output=str(fp32_dir),
-            task="text-generation-with-past",
-            opset=17,
-            device="cpu",
-            no_post_process=False,
-            do_validation=False,
-        )
+        (build_gqa_graph if graph == "gqa" else build_optimum_graph)(Path(merged_dir), fp32_dir, work / "cache")
         keep_last_logits(fp32_dir / MODEL_FILE)
         final = work / "final"
         final.mkdir()
         if quantize:
             quantize_weights(fp32_dir / MODEL_FILE, final / MODEL_FILE)
         else:
-            for f in fp32_dir.glob("model.onnx*"):
-                shutil.move(str(f), final / f.name)
+            shutil.move(str(fp32_dir / MODEL_FILE), final / MODEL_FILE)
         shutil.copy(Path(merged_dir) / "tokenizer.json", final / "tokenizer.json")
         info = dict(meta or {})
         info.setdefault("precision", "int8" if quantize else "fp32")
+        info.setdefault("graph", GENAI_BUILDER if graph == "gqa" else "optimum-onnx text-generation-with-past, opset 17")
         if quantize:
             info.setdefault("quantization", QUANTIZATION)
         (final / META_FILE).write_text(json.dumps(info, indent=2, sort_keys=True))
@@ -66,6 +79,45 @@ def export_onnx(merged_dir: Path, out_dir: Path, quantize: bool = True, meta: di
     return out_dir
 
 
+def build_gqa_graph(merged_dir: Path, out_dir: Path, cache_dir: Path) -> None:
+    """onnxruntime-genai's builder: reads the safetensors, writes model.onnx (+ .data) and its own configs.
+
+    Installed without its dependencies (it asks for the CPU onnxruntime,
+    which would overwrite onnxruntime-gpu's files): the builder is pure
+    Python over torch, transformers, onnx-ir and onnxruntime's quantizer,
+    all of which training has. It runs in a child process because it talks
+    (a line per layer, a progress bar per tensor): its output is shown only
+    when it fails, without touching this process's streams, which a thread
+    following a training run may be writing to.
+    """
+    command = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-m", "docket", "-i", str(merged_dir),
+               "-o", str(out_dir), "-p", "fp32", "-e", "cpu", "-c", str(cache_dir),
+               "--extra_options", f"filename={MODEL_FILE}", "hf_token=false", "hf_remote=false"]
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    if done.returncode != 0:
+        raise RuntimeError(f"the ONNX graph builder failed ({done.returncode}):\n{done.stdout[-4000:]}{done.stderr[-4000:]}")
+
+
+def build_optimum_graph(merged_dir: Path, out_dir: Path, cache_dir: Path) -> None:
+    from optimum.exporters.onnx import main_export
+
+    main_export(str(merged_dir), output=str(out_dir), task="text-generation-with-past", opset=17, device="cpu",
+                no_post_process=False, do_validation=False)
+
+
+def onnx_load(path: Path):
+    import onnx
+
+    return onnx.load(str(path), load_external_data=True)
+
+
+def onnx_save(model, path: Path) -> None:
+    """One file when it fits protobuf's 2 GB limit, so a model folder is model.onnx and nothing else."""
+    import onnx
+
+    onnx.save(model, str(path), save_as_external_data=model.ByteSize() > 2**31 - 2**20)
+
+
 QUANTIZATION = {"method": "MatMulNBits weight-only", "bits": 8, "block_size": 32, "symmetric": True,
                 "accuracy_level": 4}
 
@@ -74,19 +126,22 @@ def quantize_weights(fp32_path: Path, out_path: Path, accuracy_level: int | None
     """Every MatMul weight to int8 in blocks of ``block_size``; activations stay fp32 between ops.
 
     *accuracy_level* 4 computes in int8; None in fp32 (``benchmarks.quantization`` compares both).
+    The LM head stays fp32: as int8 it made a decode call slower (32 against
+    25 ms on two cores), its 49,152 columns dominating the dequantisation.
     """
     import logging
 
-    import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
     logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)  # a line per MatMul
+    model = onnx_load(fp32_path)
     quantizer = MatMulNBitsQuantizer(
-        onnx.load(str(fp32_path), load_external_data=True),
+        model,
         bits=QUANTIZATION["bits"],
         block_size=QUANTIZATION["block_size"],
         is_symmetric=QUANTIZATION["symmetric"],
         accuracy_level=accuracy_level,
+        nodes_to_exclude=[n.name for n in model.graph.node if "logits" in n.output],
     )
     quantizer.process()
     quantizer.model.save_model_to_file(str(out_path), use_external_data_format=False)
@@ -102,10 +157,9 @@ def keep_last_logits(model_path: Path) -> None:
     row of logits, not 600 (118 MB and about a tenth of the prefill's work);
     a verification pass needs one row per proposed token plus one.
     """
-    import onnx
     from onnx import TensorProto, helper
 
-    model = onnx.load(str(model_path), load_external_data=True)
+    model = onnx_load(model_path)
     graph = model.graph
     head = next(n for n in graph.node if "logits" in n.output)
     if head.op_type != "MatMul":
@@ -124,7 +178,9 @@ def keep_last_logits(model_path: Path) -> None:
     position = list(graph.node).index(head)
     for offset, node in enumerate(nodes):
         graph.node.insert(position + offset, node)
-    onnx.save(model, str(model_path), save_as_external_data=model.ByteSize() > 2**31 - 2**20)
+    for stale in model_path.parent.glob(model_path.name + "*"):  # the external data is inlined again when it fits
+        stale.unlink()
+    onnx_save(model, model_path)
 
 
 if __name__ == "__main__":
@@ -132,5 +188,6 @@ if __name__ == "__main__":
     parser.add_argument("merged_dir", type=Path)
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--fp32", action="store_true", help="skip int8 quantization")
+    parser.add_argument("--graph", choices=GRAPHS, default="gqa")
     args = parser.parse_args()
-    print(export_onnx(args.merged_dir, args.out_dir, quantize=not args.fp32))
+    print(export_onnx(args.merged_dir, args.out_dir, quantize=not args.fp32, graph=args.graph))

@@ -69,6 +69,8 @@ class ModelSession:
         self.dtype = np.float16 if "float16" in first.type else np.float32
         self.output_names = ["logits", *self.present_names]
         self.keeps_logits = any(i.name == "logits_to_keep" for i in inputs)
+        # Graphs with fused attention derive positions from the attention mask.
+        self.takes_positions = any(i.name == "position_ids" for i in inputs)
 
     def empty_cache(self) -> KVCache:
         shape = (1, self.kv_heads, 0, self.head_dim)
@@ -85,8 +87,9 @@ class ModelSession:
         feed = {
             "input_ids": np.asarray([token_ids], dtype=np.int64),
             "attention_mask": np.ones((1, past + n), dtype=np.int64),
-            "position_ids": np.arange(past, past + n, dtype=np.int64)[None, :],
         }
+        if self.takes_positions:
+            feed["position_ids"] = np.arange(past, past + n, dtype=np.int64)[None, :]
         keep = n if keep is None else min(keep, n)
         if self.keeps_logits:
             feed["logits_to_keep"] = np.asarray([keep], dtype=np.int64)
