@@ -58,8 +58,9 @@ def test_the_fused_attention_graph_computes_what_the_optimum_graph_computes(tiny
     for ours, theirs in zip(caches[gqa][:3], caches[optimum][:3]):
         np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-3)
     assert caches[gqa][3].length == caches[optimum][3].length == len(ids) + 4
+    held = caches[gqa][3].length
     for ours, theirs in zip(caches[gqa][3].arrays, caches[optimum][3].arrays):
-        np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-3)
+        np.testing.assert_allclose(ours[:, :, :held], theirs, rtol=1e-3, atol=1e-3)
 
 
 def test_a_failed_export_says_why_and_leaves_nothing_behind(tmp_path: Path):
@@ -73,3 +74,31 @@ def test_a_failed_export_says_why_and_leaves_nothing_behind(tmp_path: Path):
 
     assert "Traceback" in str(failure.value)  # the builder's own words, not just an exit status
     assert list((tmp_path / "models").iterdir()) == []  # no model folder, no half-written work folder
+
+
+def test_a_cache_written_in_place_answers_what_a_copied_cache_answers(tiny_model_dir: Path):
+    """The served session writes keys and values into one buffer; the copying path is the reference.
+
+    Through a prefill, speculative calls whose tails are dropped, and a
+    buffer too small for the document (it must grow, keeping what it held).
+    """
+    in_place, copying = ModelSession(tiny_model_dir / "model.onnx"), ModelSession(tiny_model_dir / "model.onnx")
+    copying.in_place = False
+    assert in_place.in_place
+    vocab = TokenVocabulary.from_file(tiny_model_dir / "tokenizer.json")
+    ids = vocab.encode("Order #A-1177 arrived broken; please refund invoice INV-0042 to jane@example.com")
+
+    ours, theirs = in_place.empty_cache(capacity=8), copying.empty_cache()
+    got, ours = in_place.forward(ids, ours, keep=1)
+    want, theirs = copying.forward(ids, theirs, keep=1)
+    np.testing.assert_array_equal(got, want)
+    assert ours.capacity >= len(ids) > 8 and ours.length == theirs.length == len(ids)
+    for step in range(6):
+        draft = ids[step: step + 4]
+        got, ours = in_place.forward(draft, ours, keep=4)
+        want, theirs = copying.forward(draft, theirs, keep=4)
+        np.testing.assert_array_equal(got, want)
+        ours, theirs = ours.truncate(ours.length - 2), theirs.truncate(theirs.length - 2)  # two rejected
+        assert ours.length == theirs.length
+    for held, reference in zip(ours.arrays, theirs.arrays):
+        np.testing.assert_array_equal(held[:, :, : ours.length], reference)

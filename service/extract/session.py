@@ -4,6 +4,12 @@ The decoder talks to the model only through :meth:`ModelSession.forward`: feed
 some tokens on top of a KV cache, get their logits and the longer cache back.
 The cache is plain numpy arrays, so dropping rejected speculative tokens is a
 slice (:meth:`KVCache.truncate`).
+
+Graphs with fused attention (GroupQueryAttention) write the new keys and
+values into the cache in place when the past input and the present output
+are the same buffer: the cache is then a fixed-size buffer per layer with a
+length, a call copies nothing, and truncating is forgetting the tail. A
+graph that appends by concatenation gets a new, longer array every call.
 """
 
 from __future__ import annotations
@@ -24,14 +30,23 @@ _PAST = re.compile(r"past_key_values\.(\d+)\.(key|value)")
 @dataclass
 class KVCache:
     arrays: list[np.ndarray]  # in the session's past input order
+    used: int | None = None  # tokens held, for buffers written in place (None: the arrays' own length)
 
     @property
     def length(self) -> int:
+        if self.used is not None:
+            return self.used
+        return int(self.arrays[0].shape[2]) if self.arrays else 0
+
+    @property
+    def capacity(self) -> int:
         return int(self.arrays[0].shape[2]) if self.arrays else 0
 
     def truncate(self, length: int) -> "KVCache":
         if length >= self.length:
             return self
+        if self.used is not None:  # the next call overwrites the tail
+            return KVCache(self.arrays, length)
         return KVCache([np.ascontiguousarray(a[:, :, :length, :]) for a in self.arrays])
 
 
@@ -69,10 +84,16 @@ class ModelSession:
         self.dtype = np.float16 if "float16" in first.type else np.float32
         self.output_names = ["logits", *self.present_names]
         self.keeps_logits = any(i.name == "logits_to_keep" for i in inputs)
-        # Graphs with fused attention derive positions from the attention mask.
+        # Graphs with fused attention derive positions from the attention mask,
+        # and write the cache in place when past and present share a buffer.
         self.takes_positions = any(i.name == "position_ids" for i in inputs)
+        self.in_place = not self.takes_positions and self.providers[0] == "CPUExecutionProvider"
 
-    def empty_cache(self) -> KVCache:
+    def empty_cache(self, capacity: int = 1024) -> KVCache:
+        """Room for *capacity* tokens when the graph writes in place (it grows if a document needs more)."""
+        if self.in_place:
+            shape = (1, self.kv_heads, capacity, self.head_dim)
+            return KVCache([np.zeros(shape, dtype=self.dtype) for _ in self.past_names], used=0)
         shape = (1, self.kv_heads, 0, self.head_dim)
         return KVCache([np.zeros(shape, dtype=self.dtype) for _ in self.past_names])
 
@@ -80,7 +101,8 @@ class ModelSession:
         """Logits for the last *keep* fed tokens (all when None) and the extended cache.
 
         Models exported by Docket compute the LM head only for those rows
-        (``logits_to_keep``); for others the rows are sliced here.
+        (``logits_to_keep``); for others the rows are sliced here. A cache
+        written in place is spent by the call: use the one it returns.
         """
         past = cache.length
         n = len(token_ids)
@@ -93,6 +115,28 @@ class ModelSession:
         keep = n if keep is None else min(keep, n)
         if self.keeps_logits:
             feed["logits_to_keep"] = np.asarray([keep], dtype=np.int64)
+        if cache.used is not None:
+            return self._forward_in_place(feed, cache, past + n, keep)
         feed.update(zip(self.past_names, cache.arrays))
         logits, *present = self.session.run(self.output_names, feed)
         return logits[0][-keep:], KVCache(present)
+
+    def _forward_in_place(self, feed: dict, cache: KVCache, total: int, keep: int) -> tuple[np.ndarray, KVCache]:
+        if total > cache.capacity:
+            cache = self._grown(cache, max(total, 2 * cache.capacity))
+        binding = self.session.io_binding()
+        for name, value in feed.items():
+            binding.bind_cpu_input(name, value)
+        binding.bind_output("logits")  # first: outputs come back in the order they were bound
+        for past_name, present_name, array in zip(self.past_names, self.present_names, cache.arrays):
+            binding.bind_input(past_name, "cpu", 0, self.dtype, array.shape, array.ctypes.data)
+            binding.bind_output(present_name, "cpu", 0, self.dtype, array.shape, array.ctypes.data)
+        self.session.run_with_iobinding(binding)
+        logits = binding.get_outputs()[0].numpy()
+        return logits[0][-keep:], KVCache(cache.arrays, total)
+
+    def _grown(self, cache: KVCache, capacity: int) -> KVCache:
+        grown = self.empty_cache(capacity)
+        for old, new in zip(cache.arrays, grown.arrays):
+            new[:, :, : cache.length] = old[:, :, : cache.length]
+        return KVCache(grown.arrays, cache.length)
