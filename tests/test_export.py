@@ -21,6 +21,7 @@ def test_int8_export_quantizes_weights_only_and_keeps_the_fp32_answers(tiny_mode
     assert "MatMulNBits" in ops and "DynamicQuantizeLinear" not in ops  # activations are never quantized
     meta = json.loads((out / META_FILE).read_text())
     assert meta["precision"] == "int8" and meta["quantization"] == QUANTIZATION
+    assert meta["graph"].startswith("onnxruntime-genai ") and "GroupQueryAttention" in {n.op_type for n in graph.node}
     assert any(i.name == "logits_to_keep" for i in graph.input)  # the head still runs on the kept rows only
 
     vocab = TokenVocabulary.from_file(out / "tokenizer.json")

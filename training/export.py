@@ -43,7 +43,6 @@ META_FILE = "docket-model.json"
 
 
 GRAPHS = ("gqa", "optimum")
-GENAI_BUILDER = "onnxruntime-genai 0.11.0 model builder, fp32, cpu"
 
 
 def export_onnx(merged_dir: Path, out_dir: Path, quantize: bool = True, meta: dict | None = None,
@@ -67,7 +66,7 @@ def export_onnx(merged_dir: Path, out_dir: Path, quantize: bool = True, meta: di
         shutil.copy(Path(merged_dir) / "tokenizer.json", final / "tokenizer.json")
         info = dict(meta or {})
         info.setdefault("precision", "int8" if quantize else "fp32")
-        info.setdefault("graph", GENAI_BUILDER if graph == "gqa" else "optimum-onnx text-generation-with-past, opset 17")
+        info.setdefault("graph", graph_recipe(graph))
         if quantize:
             info.setdefault("quantization", QUANTIZATION)
         (final / META_FILE).write_text(json.dumps(info, indent=2, sort_keys=True))
@@ -77,6 +76,15 @@ def export_onnx(merged_dir: Path, out_dir: Path, quantize: bool = True, meta: di
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return out_dir
+
+
+def graph_recipe(graph: str) -> str:
+    """What built the graph, with the installed version (the Makefile pins it, the build recipe names it)."""
+    from importlib.metadata import version
+
+    if graph == "gqa":
+        return f"onnxruntime-genai {version('onnxruntime-genai')} model builder, fp32, cpu"
+    return f"optimum-onnx {version('optimum-onnx')} text-generation-with-past, opset 17"
 
 
 def build_gqa_graph(merged_dir: Path, out_dir: Path, cache_dir: Path) -> None:
