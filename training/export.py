@@ -10,12 +10,13 @@ Two graph builders write the same interface (``input_ids``, ``attention_mask``,
 
 * ``gqa`` (default): onnxruntime-genai's model builder, one fused
   ``GroupQueryAttention`` per layer with rotary embedding inside, fused QKV
-  and skip-RMSNorm: about 340 nodes. A one-token decode call on a long
-  cache is mostly graph overhead on two cores, so the small graph is faster
-  (``python -m benchmarks.graphs``).
+  and skip-RMSNorm: about 340 nodes. It writes the KV cache in place
+  (``service.extract.session``), and its one-token decode call takes about
+  half the time of the other's on two cores (``python -m benchmarks.graphs``).
 * ``optimum``: optimum-onnx's ``text-generation-with-past`` export of the
-  transformers model, about 3,100 nodes (KV concatenation, 3→9 head
-  expansion and shape plumbing per layer). Kept to compare against.
+  transformers model, about 7,400 nodes (3,155 run after onnxruntime's
+  optimisations: KV concatenation, 3→9 head expansion and shape plumbing in
+  every layer, most of a decode call's time). Kept to compare against.
 
 Why weight-only: dynamic quantization (int8 weights *and* activations, one
 scale per tensor) changed the model's top token at about 4 to 5% of the
@@ -134,8 +135,9 @@ def quantize_weights(fp32_path: Path, out_path: Path, accuracy_level: int | None
     """Every MatMul weight to int8 in blocks of ``block_size``; activations stay fp32 between ops.
 
     *accuracy_level* 4 computes in int8; None in fp32 (``benchmarks.quantization`` compares both).
-    The LM head stays fp32: as int8 it made a decode call slower (32 against
-    25 ms on two cores), its 49,152 columns dominating the dequantisation.
+    The LM head stays fp32: as int8 it made a decode call slower on an AMD
+    EPYC (32 against 25 ms) and faster on an Intel Xeon (13.9 against
+    17.2 ms), with the same accuracy there (README, Speed).
     """
     import logging
 
