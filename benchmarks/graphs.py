@@ -26,9 +26,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
-
-from benchmarks.decode_profile import per_call_ms  # noqa: E402
+from benchmarks.decode_profile import filled_cache, per_call_ms  # noqa: E402
 from config.settings import get_settings  # noqa: E402
 from service.extract.artifacts import DEFAULT_ADAPTER_DIR, default_model_dir  # noqa: E402
 from service.extract.engine import MODEL_FILE, Engine, read_meta  # noqa: E402
@@ -56,10 +54,7 @@ def export_both(out: Path) -> dict[str, Path]:
 
 def call_times(model_path: Path, threads: int, cache_tokens: int) -> dict[str, float]:
     session = ModelSession(model_path, use_cuda=False, intra_op_threads=threads)
-    prompt = np.random.default_rng(0).integers(100, 20_000, cache_tokens).tolist()
-    started = time.perf_counter()
-    _, cache = session.forward(prompt, session.empty_cache(), keep=1)
-    prefill = (time.perf_counter() - started) * 1000
+    cache, prefill = filled_cache(session, cache_tokens)
     return {"prefill_ms": prefill, "decode_1_ms": per_call_ms(session, cache, 1, 20),
             "decode_9_ms": per_call_ms(session, cache, 9, 20)}
 

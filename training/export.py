@@ -151,13 +151,18 @@ def quantize_weights(fp32_path: Path, out_path: Path, accuracy_level: int | None
         block_size=QUANTIZATION["block_size"],
         is_symmetric=QUANTIZATION["symmetric"],
         accuracy_level=accuracy_level,
-        nodes_to_exclude=[n.name for n in model.graph.node if "logits" in n.output],
+        nodes_to_exclude=[lm_head(model.graph).name],
     )
     quantizer.process()
     quantizer.model.save_model_to_file(str(out_path), use_external_data_format=False)
 
 
 KEEP_INPUT = "logits_to_keep"
+
+
+def lm_head(graph):
+    """The node that writes the graph's ``logits`` output."""
+    return next(n for n in graph.node if "logits" in n.output)
 
 
 def keep_last_logits(model_path: Path) -> None:
@@ -171,7 +176,7 @@ def keep_last_logits(model_path: Path) -> None:
 
     model = onnx_load(model_path)
     graph = model.graph
-    head = next(n for n in graph.node if "logits" in n.output)
+    head = lm_head(graph)
     if head.op_type != "MatMul":
         raise RuntimeError(f"unexpected LM head op {head.op_type}; cannot insert {KEEP_INPUT}")
     hidden = head.input[0]
