@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import jsonschema
+import numpy as np
 import pytest
 
 from config.settings import Settings
@@ -75,6 +76,37 @@ def test_a_date_is_one_the_document_prints(parts):
         answer = json.loads(out)
         assert answer["invoice_date"] in printed, (answer["invoice_date"], text)
         assert answer["due_date"] is None or answer["due_date"] in printed
+
+
+def test_the_rest_of_a_held_value_costs_no_model_call(parts):
+    """The document prints one date: once the decoder is inside ``invoice_date``,
+    every token of "14/03/2024" is the only one the hold allows. Those are
+    taken without asking the model (fed with the next call); it is asked
+    about none of the date's positions, and the answer is the printed date."""
+    vocab, decoders = parts
+    decoder = decoders["invoice"]
+    ids = vocab.encode(build_prompt(DOC_TYPES["invoice"], compact_text(TEXTS[2])))
+    asked = []  # output positions a model call chose a token for
+    forward = decoder.session.forward
+
+    def recording(token_ids, cache, keep=None):
+        logits, grown = forward(token_ids, cache, keep)
+        asked.append(grown.length - len(ids))
+        return logits, grown
+
+    decoder.session.forward = recording
+    try:
+        result = decoder.decode(ids, 300, TEXTS[2].encode(), speculate=False)
+    finally:
+        del decoder.session.forward
+    out = vocab.decode_bytes(result.tokens)
+    start = out.index(b'"invoice_date":"') + len(b'"invoice_date":"')
+    end = out.index(b'"', start)
+    assert out[start:end] == b"14/03/2024"
+    offsets = np.cumsum([0] + [len(vocab.token_bytes[t]) for t in result.tokens])
+    date_positions = {i for i in range(len(result.tokens)) if start <= offsets[i] < end}
+    assert len(date_positions) >= 4  # digits are single tokens here
+    assert not date_positions & set(asked)
 
 
 def test_without_a_printed_date_the_schema_alone_decides(parts):

@@ -9,7 +9,7 @@ import pytest
 
 from service.extract.session import ModelSession
 from service.extract.vocabulary import TokenVocabulary
-from training.export import META_FILE, QUANTIZATION, export_onnx
+from training.export import META_FILE, QUANTIZATION, export_onnx, lm_head
 
 
 def test_int8_export_quantizes_weights_only_and_keeps_the_fp32_answers(tiny_model_dir: Path, tiny_base_dir: Path,
@@ -19,6 +19,7 @@ def test_int8_export_quantizes_weights_only_and_keeps_the_fp32_answers(tiny_mode
     graph = onnx.load(str(out / "model.onnx"), load_external_data=False).graph
     ops = {n.op_type for n in graph.node}
     assert "MatMulNBits" in ops and "DynamicQuantizeLinear" not in ops  # activations are never quantized
+    assert lm_head(graph).op_type == "MatMulNBits"  # the head's weights are a quarter of a decode call's reads
     meta = json.loads((out / META_FILE).read_text())
     assert meta["precision"] == "int8" and meta["quantization"] == QUANTIZATION
     assert meta["graph"].startswith("onnxruntime-genai ") and "GroupQueryAttention" in {n.op_type for n in graph.node}

@@ -15,7 +15,9 @@ Three things make it fast without changing what it writes:
 * **Cached masks.** The allowed tokens of each index state are computed once.
 
 Values the engine names in ``copy_shapes`` (dates, IBANs) are also held to what
-the document prints in their shape while they are written (:mod:`service.extract.copying`).
+the document prints in their shape while they are written (:mod:`service.extract.copying`);
+where that hold leaves a single token (the rest of the one printed date that
+begins so), it is taken without a model call, like a forced key.
 
 Runaway output is bounded on purpose, never cut silently: a string value
 longer than ``value_limit_bytes`` is closed, and when the token budget runs
@@ -249,9 +251,32 @@ class Decoder:
             cut_flags.append(was_cut)
             out_bytes.extend(table.vocab.token_bytes[tok] or b"")
 
+        def choices(state: int, closing: bool) -> np.ndarray:
+            """The tokens the schema allows (closers only when *closing*), held to the document where a value must be copied."""
+            allowed = table.closers(state) if closing else table.allowed(state)
+            if copy is not None:
+                held = copy.restrict(allowed, out_bytes)
+                if held is None and closing:  # no closer ends on a printed value: finish one instead
+                    held = copy.restrict(table.allowed(state), out_bytes)
+                allowed = allowed if held is None else held
+            return allowed
+
         while len(tokens) < max_new_tokens and not table.is_final(state):
             t0 = time.perf_counter()
             tok = table.forced(state)
+            first_choices = None
+            if tok is None and copy is not None and jump_forward:
+                # Where the document leaves one way to go on (the rest of a printed
+                # date, of a word), the model would choose it with probability 1.
+                closing = self._must_close(out_bytes, len(tokens), max_new_tokens)
+                first_choices = choices(state, closing)
+                if len(first_choices) == 1:
+                    tok = int(first_choices[0])
+                    mask_s += time.perf_counter() - t0
+                    emit(tok, 1.0, False, closing)
+                    pending.append(tok)
+                    state = table.next_state(state, tok)
+                    continue
             mask_s += time.perf_counter() - t0
             if tok is not None:
                 if not jump_forward:  # the step-by-step reference: one model call per token
@@ -277,12 +302,7 @@ class Decoder:
                     emit(tok, 1.0, True)
                 else:
                     closing = closing or self._must_close(out_bytes, len(tokens), max_new_tokens)
-                    allowed = table.closers(state) if closing else table.allowed(state)
-                    if copy is not None:
-                        held = copy.restrict(allowed, out_bytes)
-                        if held is None and closing:  # no closer ends on a printed value: finish one instead
-                            held = copy.restrict(table.allowed(state), out_bytes)
-                        allowed = allowed if held is None else held
+                    allowed = first_choices if j == 0 and first_choices is not None else choices(state, closing)
                     tok, prob = _masked_choice(logits[base + j], allowed)
                     mask_s += time.perf_counter() - t0
                     emit(tok, prob, False, closing)
