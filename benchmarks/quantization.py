@@ -39,8 +39,10 @@ def recipes():
     return {
         "dynamic int8, per tensor (before)": dynamic(False),
         "dynamic int8, per channel": dynamic(True),
-        "weight-only int8, blocks of 32, fp32 compute": lambda src, dst: quantize_weights(src, dst, accuracy_level=None),
-        "weight-only int8, blocks of 32, int8 compute (shipped)": quantize_weights,
+        "weight-only int8, blocks of 64, fp32 compute": lambda src, dst: quantize_weights(src, dst, accuracy_level=None),
+        "weight-only int8, blocks of 32, int8 compute (before)": lambda src, dst: quantize_weights(src, dst, block_size=32),
+        "weight-only int8, blocks of 64, int8 compute (shipped)": quantize_weights,
+        "weight-only int8, blocks of 128, int8 compute": lambda src, dst: quantize_weights(src, dst, block_size=128),
     }
 
 

