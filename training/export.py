@@ -137,13 +137,14 @@ def quantize_weights(fp32_path: Path, out_path: Path, accuracy_level: int | None
     """Every MatMul weight to int8 in blocks of ``block_size``, the LM head's too; activations stay fp32 between ops.
 
     *accuracy_level* 4 computes in int8; None in fp32 (``benchmarks.quantization`` compares both,
-    and block sizes). Blocks of 64 divide the hidden size (576) and take 0.94
-    of 32's time per invoice on an AMD EPYC, the prefill 0.9; 128 pads every
+    and block sizes). Blocks of 64 divide the hidden size (576) and take 0.935
+    of 32's time per invoice on an AMD EPYC, the prefill 0.86; 128 pads every
     row to 640 and cost a SROIE total and the calibration (ECE 0.033 → 0.049).
-    The LM head is a quarter of a decode call's reads in fp32 (576 × 49,152
-    weights): in int8 a one-token call takes 0.78 of the time on an AMD EPYC
-    and 0.81 on an Intel Xeon, with SROIE, invoice2data and Bitext accuracy
-    within a value of the fp32 head's (README, Speed). In the optimum-onnx
+    In fp32 the LM head (576 × 49,152 weights, 113 MB) is as many bytes as
+    all the other layers in int8, read on every decode call: in int8 a
+    one-token call takes 0.82 of the time on an AMD EPYC and 0.81 on an Intel
+    Xeon, with SROIE, invoice2data and Bitext accuracy within a value of the
+    fp32 head's (README, Speed). In the optimum-onnx
     graph it was slower on the EPYC (32 against 25 ms).
     """
     import logging
