@@ -101,5 +101,7 @@ if __name__ == "__main__":
     if args.adapter:
         out = args.out or Path(tempfile.mkdtemp(prefix="docket-model-"))
         print(build_model(args.adapter, out, f"adhoc-{_dir_hash(args.adapter)[:12]}", quantize=not args.fp32))
+    elif args.out:  # the default adapter, somewhere other than the model cache
+        print(build_model(DEFAULT_ADAPTER_DIR, args.out, f"default-{default_model_key()}", quantize=not args.fp32))
     else:
         print(build_default(fp32=args.fp32))
