@@ -67,9 +67,9 @@ def main() -> None:
         for key, engine in engines.items():
             seconds, result = best_of(engine, type_name, doc, args.rounds)
             values[key] = result.values()
-            totals.setdefault(type_name, {}).setdefault(f"{key}_s", 0.0)
-            totals[type_name][f"{key}_s"] += seconds
-            totals[type_name][f"{key}_calls"] = totals[type_name].get(f"{key}_calls", 0) + result.tokens["model_calls"]
+            total = totals.setdefault(type_name, {"a_s": 0.0, "a_calls": 0, "b_s": 0.0, "b_calls": 0})
+            total[f"{key}_s"] += seconds
+            total[f"{key}_calls"] += result.tokens["model_calls"]
             row[f"{key}_s"], row[f"{key}_calls"] = round(seconds, 3), result.tokens["model_calls"]
         agree, count = agreement(values["a"], values["b"])
         same, fields = same + agree, fields + count

@@ -82,13 +82,15 @@ def _dir_hash(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def build_default(fp32: bool = False) -> Path:
+def build_default(fp32: bool = False, out: Path | None = None) -> Path:
+    """The default adapter's model, into the model cache unless *out* is given."""
     settings = get_settings()
     if not (DEFAULT_ADAPTER_DIR / "adapter_model.safetensors").exists():
         raise SystemExit(f"no adapter in {DEFAULT_ADAPTER_DIR}: run `docket train --bootstrap` first")
-    out = default_model_dir(settings)
-    if fp32:
-        out = out.with_name(out.name + "-fp32")
+    if out is None:
+        out = default_model_dir(settings)
+        if fp32:
+            out = out.with_name(out.name + "-fp32")
     return build_model(DEFAULT_ADAPTER_DIR, out, f"default-{default_model_key()}", quantize=not fp32)
 
 
@@ -101,7 +103,5 @@ if __name__ == "__main__":
     if args.adapter:
         out = args.out or Path(tempfile.mkdtemp(prefix="docket-model-"))
         print(build_model(args.adapter, out, f"adhoc-{_dir_hash(args.adapter)[:12]}", quantize=not args.fp32))
-    elif args.out:  # the default adapter, somewhere other than the model cache
-        print(build_model(DEFAULT_ADAPTER_DIR, args.out, f"default-{default_model_key()}", quantize=not args.fp32))
     else:
-        print(build_default(fp32=args.fp32))
+        print(build_default(fp32=args.fp32, out=args.out))

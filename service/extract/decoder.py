@@ -16,8 +16,8 @@ Three things make it fast without changing what it writes:
 
 Values the engine names in ``copy_shapes`` (dates, IBANs) are also held to what
 the document prints in their shape while they are written (:mod:`service.extract.copying`);
-where that hold leaves a single token (the rest of the one printed date that
-begins so), it is taken without a model call, like a forced key.
+where that hold (or closing mode, below) leaves a single token (the rest of the
+one printed date that begins so), it is taken without a model call, like a forced key.
 
 Runaway output is bounded on purpose, never cut silently: a string value
 longer than ``value_limit_bytes`` is closed, and when the token budget runs
@@ -264,19 +264,6 @@ class Decoder:
         while len(tokens) < max_new_tokens and not table.is_final(state):
             t0 = time.perf_counter()
             tok = table.forced(state)
-            first_choices = None
-            if tok is None and copy is not None and jump_forward:
-                # Where the document leaves one way to go on (the rest of a printed
-                # date, of a word), the model would choose it with probability 1.
-                closing = self._must_close(out_bytes, len(tokens), max_new_tokens)
-                first_choices = choices(state, closing)
-                if len(first_choices) == 1:
-                    tok = int(first_choices[0])
-                    mask_s += time.perf_counter() - t0
-                    emit(tok, 1.0, False, closing)
-                    pending.append(tok)
-                    state = table.next_state(state, tok)
-                    continue
             mask_s += time.perf_counter() - t0
             if tok is not None:
                 if not jump_forward:  # the step-by-step reference: one model call per token
@@ -287,6 +274,18 @@ class Decoder:
                 state = table.next_state(state, tok)
                 continue
             closing = self._must_close(out_bytes, len(tokens), max_new_tokens)
+            t0 = time.perf_counter()
+            first_choices = choices(state, closing)
+            mask_s += time.perf_counter() - t0
+            if jump_forward and len(first_choices) == 1:
+                # Where the document (the rest of a printed date, of a word) or
+                # closing mode leaves one way to go on, the model would choose
+                # it with probability 1: taken like a forced key, fed with the next call.
+                tok = int(first_choices[0])
+                emit(tok, 1.0, False, closing)
+                pending.append(tok)
+                state = table.next_state(state, tok)
+                continue
             proposal = self._propose(out_bytes, state, drafter) if speculate and not closing else []
             proposal = proposal[: max(0, max_new_tokens - len(tokens) - 1)]
             logits, cache = run_model(pending + proposal, cache, keep=len(proposal) + 1)
@@ -302,7 +301,7 @@ class Decoder:
                     emit(tok, 1.0, True)
                 else:
                     closing = closing or self._must_close(out_bytes, len(tokens), max_new_tokens)
-                    allowed = first_choices if j == 0 and first_choices is not None else choices(state, closing)
+                    allowed = first_choices if j == 0 else choices(state, closing)
                     tok, prob = _masked_choice(logits[base + j], allowed)
                     mask_s += time.perf_counter() - t0
                     emit(tok, prob, False, closing)
