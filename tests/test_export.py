@@ -81,8 +81,10 @@ def test_a_failed_export_says_why_and_leaves_nothing_behind(tmp_path: Path):
 def test_a_cache_written_in_place_answers_what_a_copied_cache_answers(tiny_model_dir: Path):
     """The served session writes keys and values into one buffer; the copying path is the reference.
 
-    Through a prefill, speculative calls whose tails are dropped, and a
-    buffer too small for the document (it must grow, keeping what it held).
+    Through a prefill, speculative calls whose tails are dropped, one-token
+    calls between them (the buffer's binding is kept from call to call, the
+    logits' rows are not), and a buffer too small for the document (it must
+    grow, keeping what it held).
     """
     in_place, copying = ModelSession(tiny_model_dir / "model.onnx"), ModelSession(tiny_model_dir / "model.onnx")
     copying.in_place = False
@@ -102,5 +104,8 @@ def test_a_cache_written_in_place_answers_what_a_copied_cache_answers(tiny_model
         np.testing.assert_array_equal(got, want)
         ours, theirs = ours.truncate(ours.length - 2), theirs.truncate(theirs.length - 2)  # two rejected
         assert ours.length == theirs.length
+        got, ours = in_place.forward(ids[step: step + 1], ours, keep=1)
+        want, theirs = copying.forward(ids[step: step + 1], theirs, keep=1)
+        np.testing.assert_array_equal(got, want)
     for held, reference in zip(ours.arrays, theirs.arrays):
         np.testing.assert_array_equal(held[:, :, : ours.length], reference)

@@ -221,7 +221,7 @@ class Decoder:
         t_start = time.perf_counter()
         mask_s = model_s = 0.0
         state = table.index.get_initial_state()
-        cache = session.empty_cache()
+        cache = session.empty_cache(len(prompt_ids) + max_new_tokens)  # room for the longest answer: a grown buffer is copied
         pending = list(prompt_ids)
         tokens: list[int] = []
         probs: list[float] = []

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -31,6 +32,7 @@ _PAST = re.compile(r"past_key_values\.(\d+)\.(key|value)")
 class KVCache:
     arrays: list[np.ndarray]  # in the session's past input order
     used: int | None = None  # tokens held, for buffers written in place (None: the arrays' own length)
+    binding: Any = field(default=None, repr=False)  # buffers written in place: their IOBinding, kept call to call
 
     @property
     def length(self) -> int:
@@ -46,7 +48,7 @@ class KVCache:
         if length >= self.length:
             return self
         if self.used is not None:  # the next call overwrites the tail
-            return KVCache(self.arrays, length)
+            return KVCache(self.arrays, length, self.binding)
         return KVCache([np.ascontiguousarray(a[:, :, :length, :]) for a in self.arrays])
 
 
@@ -83,6 +85,9 @@ class ModelSession:
         self.kv_heads, self.head_dim = int(first.shape[1]), int(first.shape[3])
         self.dtype = np.float16 if "float16" in first.type else np.float32
         self.output_names = ["logits", *self.present_names]
+        logits = self.session.get_outputs()[0]
+        self.vocab_size = int(logits.shape[-1])
+        self.logits_dtype = np.float16 if "float16" in logits.type else np.float32
         self.keeps_logits = any(i.name == "logits_to_keep" for i in inputs)
         # Graphs with fused attention derive positions from the attention mask,
         # and write the cache in place when past and present share a buffer.
@@ -124,16 +129,23 @@ class ModelSession:
     def _forward_in_place(self, feed: dict, cache: KVCache, total: int, keep: int) -> tuple[np.ndarray, KVCache]:
         if total > cache.capacity:
             cache = self._grown(cache, max(total, 2 * cache.capacity))
-        binding = self.session.io_binding()
+        binding = cache.binding or self._bind(cache.arrays)
         for name, value in feed.items():
             binding.bind_cpu_input(name, value)
-        binding.bind_output("logits")  # first: outputs come back in the order they were bound
-        for past_name, present_name, array in zip(self.past_names, self.present_names, cache.arrays):
+        rows = keep if self.keeps_logits else len(feed["input_ids"][0])
+        logits = np.empty((1, rows, self.vocab_size), dtype=self.logits_dtype)
+        binding.bind_output("logits", "cpu", 0, self.logits_dtype, logits.shape, logits.ctypes.data)
+        self.session.run_with_iobinding(binding)
+        return logits[0][-keep:], KVCache(cache.arrays, total, binding)
+
+    def _bind(self, arrays: list[np.ndarray]):
+        """An IOBinding with every layer's past and present on *arrays*, kept while they are the
+        cache: binding 60 buffers costs about 0.45 ms, a twentieth of a decode call."""
+        binding = self.session.io_binding()
+        for past_name, present_name, array in zip(self.past_names, self.present_names, arrays):
             binding.bind_input(past_name, "cpu", 0, self.dtype, array.shape, array.ctypes.data)
             binding.bind_output(present_name, "cpu", 0, self.dtype, array.shape, array.ctypes.data)
-        self.session.run_with_iobinding(binding)
-        logits = binding.get_outputs()[0].numpy()
-        return logits[0][-keep:], KVCache(cache.arrays, total)
+        return binding
 
     def _grown(self, cache: KVCache, capacity: int) -> KVCache:
         grown = self.empty_cache(capacity)
