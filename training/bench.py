@@ -48,8 +48,13 @@ def documents(invoices: int, tickets: int) -> list[tuple[str, str, IngestedDocum
 
 
 def percentile(values: list[float], q: float) -> float:
+    """Interpolated between the two nearest ranks (numpy's default): the p50 of six documents
+    is the mean of the third and fourth, not the third (which flattered it)."""
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    position = q * (len(ordered) - 1)
+    below = int(position)
+    above = min(below + 1, len(ordered) - 1)
+    return ordered[below] + (ordered[above] - ordered[below]) * (position - below)
 
 
 class PlainPath:
