@@ -56,7 +56,14 @@ def test_an_earlier_answer_is_preferred_to_the_empty_one():
 def test_nothing_is_drafted_from_too_little_output():
     drafter = Drafter(LAYOUT, [SKELETON])
     assert drafter.draft(b'{"', in_string=False) == (None, False)
-    assert drafter.draft(b'{"vendor_name":"W', in_string=True) == (None, False)
+    assert drafter.draft(b'{"vendor_name":"', in_string=True) == (None, False)
+
+
+def test_a_value_s_first_byte_drafts_from_where_a_printed_word_starts_with_it():
+    """The "4" of "4.00" (second line), not the 4 that ends "12.4" nor one inside a word."""
+    drafter = Drafter(b"Widget A   12.4   x4\n" + LAYOUT, [])
+    assert drafter.draft(b'{"unit_price":"4', in_string=True) == (b".00", True)
+    assert drafter.draft(b'{"sku":"d', in_string=True) == (None, False)  # only ever inside "Widget"
 
 
 def test_continuation_takes_the_longest_tail_and_earlier_texts_first():
