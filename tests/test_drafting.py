@@ -8,7 +8,9 @@ nulls the output repeats.
 
 from __future__ import annotations
 
-from service.extract.drafting import Drafter, continuation
+from itertools import islice
+
+from service.extract.drafting import Drafter, continuation, continuations
 
 LAYOUT = b"Widget A   2   12.50   25.00\nWidget B   1   4.00   4.00\nWidget A   1   12.50   12.50\nTotal 41.50"
 SKELETON = b'{"vendor_name":null,"invoice_number":null,"total":null,"line_items":[]}'
@@ -71,3 +73,22 @@ def test_continuation_takes_the_longest_tail_and_earlier_texts_first():
     assert continuation(b"grand total: ", texts) == (0, b"12 yy")
     assert continuation(b"abc", texts) is None  # shorter than the least tail looked up
     assert continuation(b"nothing like it", texts) is None
+
+
+def test_every_place_a_tail_is_printed_is_a_candidate_longest_first():
+    """The longest match can be another key's ("amount" in "amount_due"): the later places follow it."""
+    earlier = b'{"total":"4.11","amount_due":null,"line_items":[{"unit_price":"4.11","amount":"$4.11"}]}'
+    found = list(islice(continuations(b'"unit_price":"$4.11","amount', [earlier]), 3))
+    assert found[0] == (0, b'_due":null,"line_items":[{"unit_price":"4.11","amount":"$4.11"}]}')
+    assert (0, b'":"$4.11"}]}') in found
+
+
+def test_after_a_key_most_earlier_answers_decide_between_null_and_a_value():
+    """The newest answer filled vendor_tax_id, two older ones and the empty answer did not: null is drafted."""
+    newest = b'{"vendor_name":"A","vendor_tax_id":"DE123456789","total":"1.00"}'
+    older = [b'{"vendor_name":"B","vendor_tax_id":null,"total":"2.00"}', b'{"vendor_name":"C","vendor_tax_id":null,"total":"3.00"}']
+    skeleton = b'{"vendor_name":null,"vendor_tax_id":null,"total":null}'
+    drafter = Drafter(b"", [newest, *older, skeleton])
+    draft, into_strings = drafter.draft(b'{"vendor_name":"Bolt","vendor_tax_id', in_string=False)
+    assert draft.startswith(b'":null,"total":"2.00"') and not into_strings
+    assert continuation(b'{"vendor_name":"Bolt","vendor_tax_id', [newest, *older])[0] == 0  # without the vote: the newest

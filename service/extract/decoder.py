@@ -182,8 +182,10 @@ class Decoder:
         """Tokens that would likely come next (:mod:`service.extract.drafting`); wrong ones cost a wider pass, never the output."""
         if self.speculate_tokens <= 0:
             return []
-        draft, into_strings = drafter.draft(bytes(out_bytes), in_string=self._in_string(state))
-        return self._spell(draft, state, into_strings) if draft else []
+        for draft, into_strings in drafter.drafts(bytes(out_bytes), in_string=self._in_string(state)):
+            if tokens := self._spell(draft, state, into_strings):
+                return tokens
+        return []
 
     def _in_string(self, state: int) -> bool:
         return len(self.table.allowed(state)) >= STRING_STATE_SIZE

@@ -22,22 +22,46 @@ are cheap guesses from text the output tends to repeat:
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Iterator
+from itertools import islice
 
 DRAFT_BYTES = 96  # how much of a continuation is proposed from
 LOOKUP_BYTES = 32  # the longest stretch of output looked up
 LOOKUP_MIN_BYTES = 4  # shorter stretches match too much to be worth proposing from
+MAX_DRAFTS = 3  # matches tried from one lookup before giving up on a draft
+VOTE_BYTES = 3  # enough to tell a null (`":n`) from a string (`":"`) after a key
 _VALUE_END = re.compile(rb"\n| {2,}|\t")  # where a copied value usually ends in layout text
 
 
-def continuation(context: bytes, texts: list[bytes]) -> tuple[int, bytes] | None:
-    """Which of *texts* holds the longest tail of *context* (earlier texts first at equal length), and what follows it there."""
+def continuations(context: bytes, texts: list[bytes], by_vote: bool = False) -> Iterator[tuple[int, bytes]]:
+    """Which of *texts* hold a tail of *context*, and what follows it there: the longest tail
+    first (earlier texts first at equal length), each place once.
+
+    *by_vote*: at equal length, what most places go on with comes first (by its
+    first :data:`VOTE_BYTES`): after a key, ``":null`` where most earlier
+    answers left the field empty, though the newest filled it.
+    """
+    seen = set()
     for n in range(min(len(context), LOOKUP_BYTES), LOOKUP_MIN_BYTES - 1, -1):
         tail = context[-n:]
+        found = []
         for i, text in enumerate(texts):
             at = text.find(tail)
-            if 0 <= at and at + n < len(text):
-                return i, text[at + n : at + n + DRAFT_BYTES]
-    return None
+            while 0 <= at and at + n < len(text):
+                if (i, at + n) not in seen:
+                    seen.add((i, at + n))
+                    found.append((i, text[at + n : at + n + DRAFT_BYTES]))
+                at = text.find(tail, at + 1)
+        if by_vote:
+            votes = Counter(rest[:VOTE_BYTES] for _, rest in found)
+            found.sort(key=lambda match: -votes[match[1][:VOTE_BYTES]])  # stable: earlier texts first among equals
+        yield from found
+
+
+def continuation(context: bytes, texts: list[bytes]) -> tuple[int, bytes] | None:
+    """The first of :func:`continuations`: the longest tail's."""
+    return next(continuations(context, texts), None)
 
 
 def _starts_word(source: bytes, at: int) -> bool:
@@ -74,28 +98,35 @@ class Drafter:
                 return at
         return -1
 
-    def draft(self, out_bytes: bytes, in_string: bool) -> tuple[bytes | None, bool]:
-        """The likely continuation of *out_bytes*, and whether it may run on into the next string value.
+    def drafts(self, out_bytes: bytes, in_string: bool) -> Iterator[tuple[bytes, bool]]:
+        """Likely continuations of *out_bytes*, the likeliest first, each with whether it may
+        run on into the next string value.
 
         *in_string*: a string value is being written. Only the document
         drafts a value's text; another answer's value for the same key
         (a vendor, a date) is rarely this document's, so a draft from the
-        answers stops where the next string value opens.
+        answers stops where the next string value opens. The decoder takes
+        the first the schema can spell: the longest stretch matched may
+        belong to another key (``4.11","amount`` in ``"total":"4.11","amount_due"``
+        of an earlier answer, where a line item's ``"amount"`` is being written).
         """
         quote = out_bytes.rfind(b'"')
         written = out_bytes[quote + 1 :] if quote >= 0 else b""
         if not in_string:
-            found = continuation(out_bytes[-LOOKUP_BYTES:], self.answers)
-            return (found[1], False) if found else (None, False)
+            for _, draft in islice(continuations(out_bytes[-LOOKUP_BYTES:], self.answers, by_vote=True), MAX_DRAFTS):
+                yield draft, False
+            return
         at = self._printed_at(written)
         if at >= 0:
             self.cursor = at + len(written)
             if draft := _to_value_end(self.source[self.cursor : self.cursor + DRAFT_BYTES]):
-                return draft, True
+                yield draft, True
         # A value joined from several lines, or phrasing earlier answers
         # repeat (a summary): matched on the value's own text.
-        found = continuation(written, [self.source, *self.answers]) if len(written) >= LOOKUP_MIN_BYTES else None
-        if found is None:
-            return None, False
-        text, draft = found
-        return (_to_value_end(draft), True) if text == 0 else (draft, False)
+        if len(written) >= LOOKUP_MIN_BYTES:
+            for text, draft in islice(continuations(written, [self.source, *self.answers]), MAX_DRAFTS):
+                yield (_to_value_end(draft), True) if text == 0 else (draft, False)
+
+    def draft(self, out_bytes: bytes, in_string: bool) -> tuple[bytes | None, bool]:
+        """The likeliest of :meth:`drafts`, or (None, False)."""
+        return next(self.drafts(out_bytes, in_string), (None, False))
