@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from itertools import islice
 
-from service.extract.drafting import Drafter, continuation, continuations
+from service.extract.drafting import Drafter, continuations
 
 LAYOUT = b"Widget A   2   12.50   25.00\nWidget B   1   4.00   4.00\nWidget A   1   12.50   12.50\nTotal 41.50"
 SKELETON = b'{"vendor_name":null,"invoice_number":null,"total":null,"line_items":[]}'
@@ -70,9 +70,9 @@ def test_a_value_s_first_byte_drafts_from_where_a_printed_word_starts_with_it():
 
 def test_continuation_takes_the_longest_tail_and_earlier_texts_first():
     texts = [b"xx total: 12 yy", b"the total: 99 zz"]
-    assert continuation(b"grand total: ", texts) == (0, b"12 yy")
-    assert continuation(b"abc", texts) is None  # shorter than the least tail looked up
-    assert continuation(b"nothing like it", texts) is None
+    assert next(continuations(b"grand total: ", texts)) == (0, b"12 yy")
+    assert next(continuations(b"abc", texts), None) is None  # shorter than the least tail looked up
+    assert next(continuations(b"nothing like it", texts), None) is None
 
 
 def test_every_place_a_tail_is_printed_is_a_candidate_longest_first():
@@ -91,4 +91,4 @@ def test_after_a_key_most_earlier_answers_decide_between_null_and_a_value():
     drafter = Drafter(b"", [newest, *older, skeleton])
     draft, into_strings = drafter.draft(b'{"vendor_name":"Bolt","vendor_tax_id', in_string=False)
     assert draft.startswith(b'":null,"total":"2.00"') and not into_strings
-    assert continuation(b'{"vendor_name":"Bolt","vendor_tax_id', [newest, *older])[0] == 0  # without the vote: the newest
+    assert next(continuations(b'{"vendor_name":"Bolt","vendor_tax_id', [newest, *older]))[0] == 0  # without the vote: the newest

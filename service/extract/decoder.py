@@ -179,7 +179,11 @@ class Decoder:
         return quote >= 0 and len(out_bytes) - quote - 1 > self.value_limit_bytes
 
     def _propose(self, out_bytes: bytearray, state: int, drafter: Drafter) -> list[int]:
-        """Tokens that would likely come next (:mod:`service.extract.drafting`); wrong ones cost a wider pass, never the output."""
+        """Tokens that would likely come next (:mod:`service.extract.drafting`): the first draft the schema can spell.
+
+        Wrong ones cost a wider pass, never the output (in exact arithmetic; int8 kernels round a
+        wider pass differently, so a near-tie can flip: README, Speed).
+        """
         if self.speculate_tokens <= 0:
             return []
         for draft, into_strings in drafter.drafts(bytes(out_bytes), in_string=self._in_string(state)):

@@ -59,11 +59,6 @@ def continuations(context: bytes, texts: list[bytes], by_vote: bool = False) -> 
         yield from found
 
 
-def continuation(context: bytes, texts: list[bytes]) -> tuple[int, bytes] | None:
-    """The first of :func:`continuations`: the longest tail's."""
-    return next(continuations(context, texts), None)
-
-
 def _starts_word(source: bytes, at: int) -> bool:
     before = source[at - 1 : at]
     return not (before.isalnum() or before in (b".", b","))
