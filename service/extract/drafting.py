@@ -121,7 +121,3 @@ class Drafter:
         if len(written) >= LOOKUP_MIN_BYTES:
             for text, draft in islice(continuations(written, [self.source, *self.answers]), MAX_DRAFTS):
                 yield (_to_value_end(draft), True) if text == 0 else (draft, False)
-
-    def draft(self, out_bytes: bytes, in_string: bool) -> tuple[bytes | None, bool]:
-        """The likeliest of :meth:`drafts`, or (None, False)."""
-        return next(self.drafts(out_bytes, in_string), (None, False))
