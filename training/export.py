@@ -40,10 +40,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from service.extract.artifacts import QUANTIZATION
-
-MODEL_FILE = "model.onnx"
-META_FILE = "docket-model.json"
+from service.extract.artifacts import META_FILE, MODEL_FILE, QUANTIZATION
 
 
 GRAPHS = ("gqa", "optimum")

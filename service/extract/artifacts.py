@@ -14,6 +14,8 @@ from pathlib import Path
 from config.settings import ROOT, Settings
 
 DEFAULT_ADAPTER_DIR = ROOT / "training" / "adapters" / "default"
+MODEL_FILE = "model.onnx"  # a model folder: the graph, its metadata, and tokenizer.json
+META_FILE = "docket-model.json"
 
 # How the served model's weights are quantized (``training.export.quantize_weights``
 # applies it); it is written into every int8 model's metadata and keys the cache.

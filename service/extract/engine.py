@@ -22,7 +22,7 @@ from outlines_core.json_schema import build_regex_from_schema
 
 from config.settings import Settings
 from service.doctypes import DocumentType, FieldSpec, load_document_types, printed_pattern
-from service.extract.artifacts import resolve_model_dir
+from service.extract.artifacts import META_FILE, MODEL_FILE, resolve_model_dir
 from service.extract.copying import PRINTED_WORDS, PrintedShape
 from service.extract.confidence import NOT_FOUND_FACTOR, Calibration, raw_confidence
 from service.extract.currency import evidence_for, printed_currencies, the_currency
@@ -39,9 +39,7 @@ from service.validate import is_iban
 
 log = logging.getLogger(__name__)
 
-MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
-META_FILE = "docket-model.json"
 COPIED_KINDS = ("string", "number", "date")  # values the model copies from the text
 CURRENCY_FORMAT = "iso4217"  # codes whose evidence is the symbol or code the text prints
 
