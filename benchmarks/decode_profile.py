@@ -30,6 +30,8 @@ from service.extract.session import KVCache, ModelSession, session_options
 def filled_cache(session: ModelSession, tokens: int) -> tuple[KVCache, float]:
     """A cache of *tokens* arbitrary tokens (a one-page invoice's worth by default), and the prefill's ms."""
     prompt = np.random.default_rng(0).integers(100, 20_000, tokens).tolist()
+    if not prompt:  # --cache 0: the fed tokens are a prefill
+        return session.empty_cache(), 0.0
     started = time.perf_counter()
     _, cache = session.forward(prompt, session.empty_cache(), keep=1)
     return cache, (time.perf_counter() - started) * 1000
@@ -64,7 +66,8 @@ def main() -> None:
         options.profile_file_prefix = str(Path(tmp) / "decode")
         profiled = copy.copy(plain)
         profiled.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-        profiled_wall = per_call_ms(profiled, cache, args.feed, args.calls)
+        # The cache's buffers, without the plain session's IOBinding (a binding serves one session).
+        profiled_wall = per_call_ms(profiled, KVCache(cache.arrays, cache.used), args.feed, args.calls)
         events = json.loads(Path(profiled.session.end_profiling()).read_text())
 
     runs = sum(1 for e in events if e.get("cat") == "Session" and e["name"] == "model_run")
