@@ -18,7 +18,7 @@ from config.settings import Settings
 from service.doctypes import load_document_types
 from service.extract.decoder import Decoder, StateTable
 from service.extract.engine import copy_shapes, load_index
-from service.extract.prompt import build_prompt, compact_text
+from service.extract.prompt import build_prompt, compact_text, prompt_head
 from service.extract.session import ModelSession
 from service.extract.vocabulary import TokenVocabulary
 
@@ -206,3 +206,24 @@ def test_earlier_answers_change_the_calls_never_the_output(parts, tiny_model_dir
     again = decoder.decode(ids, 300, TEXTS[0].encode())
     assert again.tokens == first.tokens
     assert again.model_calls < first.model_calls
+
+
+@pytest.mark.parametrize("doc_type", sorted(DOC_TYPES))
+def test_a_cached_prompt_head_writes_what_a_whole_prefill_writes(parts, tiny_model_dir: Path, doc_type):
+    """The head's KV cache, computed once a token a call, stands in for feeding it with every document."""
+    vocab, decoders = parts
+    plain = decoders[doc_type]
+    head_ids = vocab.encode(prompt_head(DOC_TYPES[doc_type]))
+    headed = Decoder(plain.session, plain.table, top_level_fields=len(DOC_TYPES[doc_type].fields),
+                     copy_shapes=copy_shapes(DOC_TYPES[doc_type]), prompt_head=head_ids)
+    for text in TEXTS:
+        ids = vocab.encode(build_prompt(DOC_TYPES[doc_type], compact_text(text)))
+        assert ids[: len(head_ids)] == head_ids  # the head tokenizes alike alone and before a document
+        reference = plain.decode(ids, 300, text.encode())
+        cached = headed.decode(ids, 300, text.encode())
+        assert cached.tokens == reference.tokens
+        assert (cached.head_tokens, reference.head_tokens) == (len(head_ids), 0)
+        assert cached.prompt_tokens == reference.prompt_tokens == len(ids)
+    other = vocab.encode("<|im_start|>user\nno system turn here<|im_end|>\n<|im_start|>assistant\n")
+    assert headed.decode(other, 300, b"no system turn here").head_tokens == 0  # another prompt is fed whole
+

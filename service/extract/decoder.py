@@ -13,6 +13,9 @@ Three things make it fast without changing what it writes:
   int8 weights a one-token pass and a nine-token pass round differently, and
   a near-tie can flip: ``python -m benchmarks.speculation``).
 * **Cached masks.** The allowed tokens of each index state are computed once.
+* **A cached prompt head.** The prompt before the document (system turn, user
+  header) is the same for every document of a type: its KV cache is computed
+  once, a token a call, and each document's prefill starts after it.
 
 Values the engine names in ``copy_shapes`` (dates, IBANs) are also held to what
 the document prints in their shape while they are written (:mod:`service.extract.copying`);
@@ -40,7 +43,7 @@ import numpy as np
 
 from service.extract.copying import CopyConstraint, PrintedShape
 from service.extract.drafting import Drafter
-from service.extract.session import ModelSession
+from service.extract.session import KVCache, ModelSession
 
 FORCED_SCAN_LIMIT = 128  # a state allowing more tokens than this cannot be forced
 STRING_STATE_SIZE = 1000  # a state allowing this many tokens is inside a free string
@@ -148,6 +151,7 @@ class DecodeResult:
     complete: bool  # the schema's final state was reached
     model_calls: int = 0
     prompt_tokens: int = 0
+    head_tokens: int = 0  # of the prompt's, taken from the cached prompt head rather than fed
     timings_ms: dict[str, float] = field(default_factory=dict)
     proposed: int = 0
     accepted: int = 0
@@ -162,7 +166,7 @@ def _masked_choice(row: np.ndarray, allowed: np.ndarray) -> tuple[int, float]:
 
 
 class Decoder:
-    def __init__(self, session: ModelSession, table: StateTable, speculate_tokens: int = 8, value_limit_bytes: int = 256, top_level_fields: int = 16, copy_shapes: dict[str, PrintedShape] | None = None, skeleton: bytes = b""):
+    def __init__(self, session: ModelSession, table: StateTable, speculate_tokens: int = 8, value_limit_bytes: int = 256, top_level_fields: int = 16, copy_shapes: dict[str, PrintedShape] | None = None, skeleton: bytes = b"", prompt_head: list[int] = ()):
         self.session = session
         self.table = table
         self.skeleton = skeleton  # the answer with every field empty: where nulls and keys are drafted from
@@ -171,6 +175,26 @@ class Decoder:
         self.speculate_tokens = speculate_tokens
         self.value_limit_bytes = value_limit_bytes
         self.closing_reserve = CLOSING_RESERVE_PER_FIELD * top_level_fields
+        self.prompt_head = list(prompt_head)  # token ids every prompt of this type begins with
+        self._head_cache: KVCache | None = None
+
+    def _start(self, prompt_ids: list[int], capacity: int) -> tuple[KVCache, list[int]]:
+        """A KV cache to decode on and the prompt tokens still to feed: after the cached head when the prompt begins with it."""
+        head = self.prompt_head
+        if not head or prompt_ids[: len(head)] != head:
+            return self.session.empty_cache(capacity), list(prompt_ids)
+        if self._head_cache is None:
+            self._head_cache = self._prefill_head()
+        return self.session.copied_cache(self._head_cache, capacity), list(prompt_ids[len(head):])
+
+    def _prefill_head(self) -> KVCache:
+        """The head's KV cache, a token a call. The first token's activations run to thousands
+        of times the others' (an attention sink); fed alone, none of them shares its scale when a
+        graph quantizes activations per tensor. Computed once, so the calls cost nothing per document."""
+        cache = self.session.empty_cache(len(self.prompt_head))
+        for tok in self.prompt_head:
+            _, cache = self.session.forward([tok], cache, keep=1)
+        return cache
 
     def _must_close(self, out_bytes: bytearray, produced: int, max_new_tokens: int) -> bool:
         if produced >= max_new_tokens - self.closing_reserve:
@@ -227,8 +251,8 @@ class Decoder:
         t_start = time.perf_counter()
         mask_s = model_s = 0.0
         state = table.index.get_initial_state()
-        cache = session.empty_cache(len(prompt_ids) + max_new_tokens)  # room for the longest answer: a grown buffer is copied
-        pending = list(prompt_ids)
+        cache, pending = self._start(prompt_ids, len(prompt_ids) + max_new_tokens)  # room for the longest answer: a grown buffer is copied
+        head_tokens = cache.length
         tokens: list[int] = []
         probs: list[float] = []
         forced_flags: list[bool] = []
@@ -330,6 +354,7 @@ class Decoder:
             complete=table.is_final(state),
             model_calls=calls,
             prompt_tokens=len(prompt_ids),
+            head_tokens=head_tokens,
             timings_ms={
                 "prefill": prefill_ms,
                 "decode": model_s * 1000 - prefill_ms,

@@ -28,7 +28,7 @@ from service.extract.confidence import NOT_FOUND_FACTOR, Calibration, raw_confid
 from service.extract.currency import evidence_for, printed_currencies, the_currency
 from service.extract.decoder import Decoder, DecodeResult, StateTable
 from service.extract.evidence import find_span
-from service.extract.prompt import build_prompt, empty_answer, fit_to_budget
+from service.extract.prompt import build_prompt, empty_answer, fit_to_budget, prompt_head
 from service.extract.result import Evidence, Extraction, FieldResult
 from service.extract.session import ModelSession
 from service.extract.spans import token_spans, value_spans
@@ -129,6 +129,7 @@ class Engine:
                 top_level_fields=len(doc_type.fields),
                 copy_shapes=copy_shapes(doc_type),
                 skeleton=empty_answer(doc_type).encode("utf-8"),
+                prompt_head=self.vocab.encode(prompt_head(doc_type)),
             )
         return self._decoders[doc_type.name]
 
@@ -166,6 +167,7 @@ class Engine:
             timings_ms=timings,
             tokens={
                 "prompt": result.prompt_tokens,
+                "prompt_head_cached": result.head_tokens,
                 "output": len(result.tokens),
                 "model_calls": result.model_calls,
                 "proposed": result.proposed,

@@ -71,14 +71,15 @@ def fit_to_budget(pages: list[str], count_tokens: Callable[[str], int], budget: 
     return FittedText(text, omitted, cut)
 
 
+def prompt_head(doc_type: DocumentType) -> str:
+    """The prompt before the document: the same for every document of a type, so its KV cache is computed once."""
+    system = f"Extract the {doc_type.name} fields as JSON. {doc_type.description}".strip()
+    return f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n"
+
+
 def build_prompt(doc_type: DocumentType, document_text: str) -> str:
     """The chat prompt up to the point where the model starts writing JSON."""
-    system = f"Extract the {doc_type.name} fields as JSON. {doc_type.description}".strip()
-    return (
-        f"<|im_start|>system\n{system}<|im_end|>\n"
-        f"<|im_start|>user\n{document_text}<|im_end|>\n"
-        f"<|im_start|>assistant\n"
-    )
+    return f"{prompt_head(doc_type)}{document_text}<|im_end|>\n<|im_start|>assistant\n"
 
 
 def _dump(value: Any) -> str:

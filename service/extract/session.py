@@ -128,7 +128,7 @@ class ModelSession:
 
     def _forward_in_place(self, feed: dict, cache: KVCache, total: int, keep: int) -> tuple[np.ndarray, KVCache]:
         if total > cache.capacity:
-            cache = self._grown(cache, max(total, 2 * cache.capacity))
+            cache = self.copied_cache(cache, max(total, 2 * cache.capacity))
         binding = cache.binding or self._bind(cache.arrays)
         for name, value in feed.items():
             binding.bind_cpu_input(name, value)
@@ -147,8 +147,12 @@ class ModelSession:
             binding.bind_output(present_name, "cpu", 0, self.dtype, array.shape, array.ctypes.data)
         return binding
 
-    def _grown(self, cache: KVCache, capacity: int) -> KVCache:
-        grown = self.empty_cache(capacity)
-        for old, new in zip(cache.arrays, grown.arrays):
+    def copied_cache(self, cache: KVCache, capacity: int) -> KVCache:
+        """*cache*'s tokens in a buffer of its own with room for *capacity* (a graph that appends never
+        writes into a cache it was given, so there the cache itself is returned)."""
+        if cache.used is None:
+            return cache
+        copied = self.empty_cache(max(capacity, cache.length))
+        for old, new in zip(cache.arrays, copied.arrays):
             new[:, :, : cache.length] = old[:, :, : cache.length]
-        return KVCache(grown.arrays, cache.length)
+        return KVCache(copied.arrays, cache.length)
