@@ -28,11 +28,11 @@ from service.extract.session import ModelSession
 from training import synth
 
 
-def recipes():
+def recipes(tokenizer: Path):
     """name → function(fp32 path, out path) writing a quantized model."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from training.export import quantize_weights
+    from training.export import quantize_model, quantize_weights
 
     def dynamic(per_channel: bool):
         return lambda src, dst: quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=per_channel)
@@ -45,9 +45,9 @@ def recipes():
         "dynamic int8, per channel": dynamic(True),
     }
     for block_size, level in ((64, None), (32, 4), (64, 4), (128, 4)):
-        shipped = (block_size, level) == (QUANTIZATION["block_size"], QUANTIZATION["accuracy_level"])
-        name = f"weight-only int8, blocks of {block_size}, {'int8' if level == 4 else 'fp32'} compute{' (shipped)' if shipped else ''}"
-        made[name] = weight_only(block_size, level)
+        made[f"weight-only int8, blocks of {block_size}, {'int8' if level == 4 else 'fp32'} compute"] = weight_only(block_size, level)
+    made[f"smoothed dynamic int8, {' and '.join(QUANTIZATION['weight_only'])} weight-only (shipped)"] = (
+        lambda src, dst: quantize_model(src, dst, tokenizer))
     return made
 
 
@@ -65,9 +65,12 @@ def sequences(engine: Engine, docs: int) -> list[tuple[list[int], list[int]]]:
 
 
 def target_rows(session: ModelSession, seqs) -> tuple[list[np.ndarray], float]:
+    """Logits at the target's positions, teacher-forced: the first token alone (the decoder feeds
+    the cached prompt head a token a call), then the rest of the prompt and the target in one pass."""
     started, rows = time.perf_counter(), []
     for prompt, target in seqs:
-        logits, _ = session.forward(prompt + target, session.empty_cache(), keep=len(target) + 1)
+        _, cache = session.forward(prompt[:1], session.empty_cache(len(prompt) + len(target)), keep=1)
+        logits, _ = session.forward(prompt[1:] + target, cache, keep=len(target) + 1)
         rows.append(logits[:-1])
     return rows, time.perf_counter() - started
 
@@ -102,7 +105,7 @@ def main() -> None:
           f"step {step_ms(engine.session, seqs):.1f} ms, {(args.fp32 / 'model.onnx').stat().st_size / 2**20:.0f} MB")
     print(f"{'recipe':58} {'top-1 = fp32':>12} {'KL':>7} {'prefill':>8} {'step':>8} {'size':>7}")
     work = Path(tempfile.mkdtemp(prefix="docket-quant-"))
-    for i, (name, make) in enumerate(recipes().items()):
+    for i, (name, make) in enumerate(recipes(args.fp32 / "tokenizer.json").items()):
         path = work / f"q{i}.onnx"
         make(args.fp32 / "model.onnx", path)
         session = ModelSession(path)

