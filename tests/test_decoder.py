@@ -227,3 +227,25 @@ def test_a_cached_prompt_head_writes_what_a_whole_prefill_writes(parts, tiny_mod
     other = vocab.encode("<|im_start|>user\nno system turn here<|im_end|>\n<|im_start|>assistant\n")
     assert headed.decode(other, 300, b"no system turn here").head_tokens == 0  # another prompt is fed whole
 
+
+def test_a_chunked_prefill_writes_what_one_call_writes(parts):
+    """A prompt fed in chunks (the last goes with the first call that reads logits) decodes alike."""
+    vocab, decoders = parts
+    decoder = decoders["invoice"]
+    text = "\n".join(TEXTS * 3)
+    ids = vocab.encode(build_prompt(DOC_TYPES["invoice"], compact_text(text)))
+    chunk = decoder.prefill_chunk
+    try:
+        decoder.recent.clear()  # the same drafts for both
+        decoder.prefill_chunk = len(ids) + 1
+        whole = decoder.decode(ids, 300, text.encode())
+        decoder.recent.clear()
+        decoder.prefill_chunk = 24
+        chunked = decoder.decode(ids, 300, text.encode())
+    finally:
+        decoder.prefill_chunk = chunk
+        decoder.recent.clear()
+    assert len(ids) > 3 * 24
+    assert chunked.tokens == whole.tokens
+    assert chunked.model_calls == whole.model_calls + (len(ids) - 1) // 24
+
