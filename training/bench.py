@@ -86,19 +86,23 @@ class PlainPath:
         return out, len(self.tokenizer.encode(out, add_special_tokens=False))
 
 
+def _rounded(row: dict) -> dict:
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}
+
+
 def warm_up(engine, plain: PlainPath | None, docs, settings) -> None:
     """Load each type's index and mask tables on both paths, untimed, then forget the answers.
 
     Docket drafts from the answers it gave earlier documents of a type; a
     document must not draft from its own warm-up answer.
     """
-    for type_name in dict.fromkeys(t for _, t, _ in docs):
+    types = list(dict.fromkeys(t for _, t, _ in docs))
+    for type_name in types if plain else ():  # the plain path first: Docket's documents are timed next
+        plain.extract(engine.doc_types[type_name], build_prompt(engine.doc_types[type_name], "warm-up"), 8)
+    for type_name in types:
         doc_type = engine.doc_types[type_name]
-        doc = next(d for _, t, d in docs if t == type_name)
-        engine.extract(doc_type, doc)
+        engine.extract(doc_type, next(d for _, t, d in docs if t == type_name))
         engine.decoder(doc_type).recent.clear()
-        if plain:
-            plain.extract(doc_type, build_prompt(doc_type, "warm-up"), 8)
 
 
 def main() -> None:
@@ -116,6 +120,10 @@ def main() -> None:
     plain = None if args.no_plain else PlainPath(DEFAULT_ADAPTER_DIR, threads)
 
     warm_up(engine, plain, docs, settings)
+    # Docket's documents first, then the plain path's: torch's idle OpenMP threads
+    # spin after its calls and took about 15% of the two cores from a Docket
+    # document timed right after a plain one (OMP_WAIT_POLICY=PASSIVE removed
+    # that but made the plain path 1.3x slower).
     rows = []
     for name, type_name, doc in docs:
         doc_type = engine.doc_types[type_name]
@@ -130,14 +138,17 @@ def main() -> None:
             "docket_tokens": result.tokens["output"],
             "docket_mask_share": result.timings_ms["mask"] / result.timings_ms["total"],
         }
-        if plain:
+        rows.append(row)
+        print(json.dumps(_rounded(row)), flush=True)
+    if plain:
+        for row, (name, type_name, doc) in zip(rows, docs):
+            doc_type = engine.doc_types[type_name]
             fitted = fit_to_budget(doc.text.split("\f"), engine.count_tokens, settings.max_prompt_tokens)
             t0 = time.perf_counter()
             _, tokens = plain.extract(doc_type, build_prompt(doc_type, fitted.text), settings.max_new_tokens)
             row["plain_s"] = time.perf_counter() - t0
             row["plain_tokens"] = tokens
-        rows.append(row)
-        print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
+            print(json.dumps(_rounded({"doc": name, "plain_s": row["plain_s"], "plain_tokens": tokens})), flush=True)
 
     summary = {"device": "cpu", "threads": threads, "model": engine.model_version, "by_type": {}}
     for type_name in sorted({r["type"] for r in rows}):
