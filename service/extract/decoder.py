@@ -1,6 +1,6 @@
 """The constrained decode loop: onnxruntime + outlines-core, no torch.
 
-Three things make it fast without changing what it writes:
+Five things make it fast without changing what it writes (in exact arithmetic):
 
 * **Jump-forward.** Where the schema leaves one way to go (keys, punctuation),
   the longest allowed token is taken without asking the model; those tokens
