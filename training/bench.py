@@ -97,8 +97,9 @@ def warm_up(engine, plain: PlainPath | None, docs, settings) -> None:
     document must not draft from its own warm-up answer.
     """
     types = list(dict.fromkeys(t for _, t, _ in docs))
-    for type_name in types if plain else ():  # the plain path first: Docket's documents are timed next
-        plain.extract(engine.doc_types[type_name], build_prompt(engine.doc_types[type_name], "warm-up"), 8)
+    if plain:  # the plain path first: Docket's documents are timed next
+        for type_name in types:
+            plain.extract(engine.doc_types[type_name], build_prompt(engine.doc_types[type_name], "warm-up"), 8)
     for type_name in types:
         doc_type = engine.doc_types[type_name]
         engine.extract(doc_type, next(d for _, t, d in docs if t == type_name))
