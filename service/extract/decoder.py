@@ -171,7 +171,7 @@ def _masked_choice(row: np.ndarray, allowed: np.ndarray) -> tuple[int, float]:
 
 
 class Decoder:
-    def __init__(self, session: ModelSession, table: StateTable, speculate_tokens: int = 8, value_limit_bytes: int = 256, top_level_fields: int = 16, copy_shapes: dict[str, PrintedShape] | None = None, skeleton: bytes = b"", prompt_head: list[int] = (), prefill_chunk: int = PREFILL_CHUNK):
+    def __init__(self, session: ModelSession, table: StateTable, speculate_tokens: int = 16, value_limit_bytes: int = 256, top_level_fields: int = 16, copy_shapes: dict[str, PrintedShape] | None = None, skeleton: bytes = b"", prompt_head: list[int] = (), prefill_chunk: int = PREFILL_CHUNK):
         self.session = session
         self.table = table
         self.skeleton = skeleton  # the answer with every field empty: where nulls and keys are drafted from
