@@ -10,8 +10,7 @@ import pytest
 from service.extract.artifacts import BUILD_RECIPE, CALIBRATION, QUANTIZATION
 from service.extract.session import ModelSession
 from service.extract.vocabulary import TokenVocabulary
-from training.export import (META_FILE, CalibrationChanged, calibration_digest, calibration_texts, export_onnx, lm_head,
-                             quantize_model)
+from training.export import META_FILE, calibration_digest, calibration_texts, export_onnx, lm_head
 
 
 def test_int8_export_follows_the_recipe_and_keeps_the_fp32_answers(tiny_model_dir: Path, tiny_base_dir: Path,
@@ -49,18 +48,19 @@ def test_int8_export_follows_the_recipe_and_keeps_the_fp32_answers(tiny_model_di
 
 
 def test_the_calibration_prompts_are_the_ones_the_recipe_names(tiny_model_dir: Path, tiny_base_dir: Path,
-                                                               tmp_path: Path, monkeypatch):
+                                                               tmp_path: Path, monkeypatch, caplog):
     """The smoothing scales come from synthetic prompts; their digest keys the model cache with the rest of
-    the recipe, and a build whose prompts differ from the recorded ones stops rather than reuse the key."""
+    the recipe. A build on other prompts (an edited schema description) goes on, says so, and records them."""
     texts = calibration_texts(TokenVocabulary.from_file(tiny_base_dir / "tokenizer.json"))
     assert {"invoice", "ticket"} <= {t.split("Extract the ")[1].split(" ")[0] for t in texts}
     assert calibration_digest(texts) == CALIBRATION["prompts_sha256"]
     assert f"sha256 {CALIBRATION['prompts_sha256']}" in BUILD_RECIPE
 
     monkeypatch.setitem(CALIBRATION, "prompts_sha256", "0" * 16)  # as if the generator had changed under the recipe
-    with pytest.raises(CalibrationChanged, match=calibration_digest(texts)):
-        quantize_model(tiny_model_dir / "model.onnx", tmp_path / "int8.onnx", tiny_base_dir / "tokenizer.json")
-    assert not (tmp_path / "int8.onnx").exists()
+    out = export_onnx(tiny_base_dir, tmp_path / "int8", quantize=True, meta={"version": "tiny-int8"})
+    assert "differs from the recipe's 0000000000000000" in caplog.text
+    meta = json.loads((out / META_FILE).read_text())
+    assert meta["quantization"]["calibration"]["prompts_sha256"] == calibration_digest(texts)
 
 
 def test_the_fused_attention_graph_computes_what_the_optimum_graph_computes(tiny_model_dir: Path, tiny_base_dir: Path,

@@ -27,9 +27,11 @@ META_FILE = "docket-model.json"
 # weight-only int8 in blocks, with activations quantized per block of each row.
 #
 # The smoothing scales come from prompts of synthetic documents
-# (``training.export.calibration_prompts``): the prompts' digest is part of the
+# (``training.export.calibration_texts``): the prompts' digest is part of the
 # recipe, so a change to the generator, the compaction or the prompt cannot
-# build a different model under the same key (``quantize_model`` refuses to).
+# build a different model under the same key unnoticed (``tests/test_export.py``
+# holds the recorded digest to the generator's; a build on other prompts warns
+# and records their digest in the model's metadata).
 CALIBRATION = {"seed": 2024, "per_type": 4, "budget": 1536, "prompts_sha256": "cac6e64b530ec3a8"}
 QUANTIZATION = {"method": "MatMulNBits weight-only", "bits": 8, "block_size": 64, "symmetric": True,
                 "accuracy_level": 4, "weight_only": ["down_proj", "lm_head"],
