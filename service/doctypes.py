@@ -104,7 +104,7 @@ def _field_spec(name: str, schema: dict[str, Any]) -> FieldSpec:
 # The shapes of a printed date that ``service.normalize.normalize_date`` reads:
 # numeric with separators ("25/12/2018", "25-03-18", "2024.03.14"), eight
 # digits, or with a month word ("14. März 2024", "March 14, 2024",
-# "14-MAR-18", "2024 Mar 14"); optionally after a weekday or "le" and before
+# "14-MAR-18", "2024 Mar 14", "August 3 , 2014" as a PDF's layout spaces it); optionally after a weekday or "le" and before
 # a time ("22/03/2018 10:18", "6/2/2017 12:42 PM"). Constraining a date field
 # to these shapes keeps the model from writing a time, a till number or
 # "1000 HRS" where the date is: every value it can write is a date reading.
@@ -116,7 +116,7 @@ _DAY = r"[0-9]{1,2}(st|nd|rd|th|er|e|\.)?"
 _NUMERIC_DATE = r"[0-9]{1,4} ?[./-] ?[0-9]{1,2} ?[./-] ?[0-9]{2,4}"
 _NAMED_DATE = (
     rf"{_DAY}[ /-]?{_MONTH_WORD}[ ,/-]*[0-9]{{2,4}}"
-    rf"|{_MONTH_WORD} {_DAY},? [0-9]{{4}}"
+    rf"|{_MONTH_WORD} {_DAY} ?,? [0-9]{{4}}"
     rf"|[0-9]{{4}}[ /-]{_MONTH_WORD}[ /-][0-9]{{1,2}}"
 )
 _DATE_PREFIX = rf"([{_LETTER}]{{2,10}}\.?,? )?"

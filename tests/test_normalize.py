@@ -217,6 +217,7 @@ def test_date_never_raises(text):
         ("14 maart 2024", "2024-03-14"),
         ("14 Mac 2024", "2024-03-14"),
         ("March 14, 2024", "2024-03-14"),
+        ("August 3 , 2014", "2014-08-03"),  # layout text spaces the comma off (invoice2data's AWS invoice)
         ("2024-03-14", "2024-03-14"),
         ("03/14/2024", "2024-03-14"),
         ("03/04/2024", "2024-04-03"),  # ambiguous: day first
