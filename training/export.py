@@ -56,8 +56,12 @@ GRAPHS = ("gqa", "optimum")
 
 
 def export_onnx(merged_dir: Path, out_dir: Path, quantize: bool = True, meta: dict | None = None,
-                graph: str = "gqa") -> Path:
-    """Write ``out_dir`` atomically: a half-exported model is never seen by a worker."""
+                graph: str = "gqa", drafts: bool = True) -> Path:
+    """Write ``out_dir`` atomically: a half-exported model is never seen by a worker.
+
+    With *drafts*, the model's answers to the calibration documents go into its
+    metadata (:func:`draft_answers`); a test model of random weights has none worth keeping.
+    """
     if graph not in GRAPHS:
         raise ValueError(f"unknown graph builder {graph!r}; one of {', '.join(GRAPHS)}")
     out_dir = Path(out_dir)
@@ -80,6 +84,9 @@ def export_onnx(merged_dir: Path, out_dir: Path, quantize: bool = True, meta: di
         if quantize:  # the prompts' digest as built, which differs from the recipe's only after a warning
             info.setdefault("quantization", {**QUANTIZATION, "calibration": {**CALIBRATION, "prompts_sha256": calibrated_on}})
         (final / META_FILE).write_text(json.dumps(info, indent=2, sort_keys=True))
+        if drafts:
+            info["draft_answers"] = draft_answers(final)
+            (final / META_FILE).write_text(json.dumps(info, indent=2, sort_keys=True))
         if out_dir.exists():
             shutil.rmtree(out_dir)
         final.rename(out_dir)
@@ -136,24 +143,55 @@ def onnx_save(model, path: Path) -> None:
     onnx.save(model, str(path), save_as_external_data=model.ByteSize() > 2**31 - 2**20)
 
 
+def calibration_documents() -> list:
+    """Synthetic invoices, receipts and tickets (never a document evaluated on); :data:`CALIBRATION` fixes seed and count."""
+    from training import synth
+
+    per_type, seed = CALIBRATION["per_type"], CALIBRATION["seed"]
+    return [*synth.generate_invoices(per_type, seed, keep_pdf=False), *synth.generate_receipts(per_type // 2, seed),
+            *synth.generate_tickets(per_type, seed)]
+
+
 def calibration_texts(vocab: TokenVocabulary) -> list[str]:
-    """Prompts of synthetic invoices, receipts and tickets (never a document evaluated on), as served:
-    pages fitted to the budget, in the chat prompt (:data:`CALIBRATION` fixes seed, count and budget)."""
+    """The calibration documents' prompts, as served: pages fitted to the budget, in the chat prompt."""
     from config.settings import get_settings
     from service.doctypes import load_document_types
     from service.extract.prompt import build_prompt, fit_to_budget
-    from training import synth
 
     doc_types = load_document_types(get_settings().schema_dir)
-    per_type, seed = CALIBRATION["per_type"], CALIBRATION["seed"]
-    examples = [*synth.generate_invoices(per_type, seed, keep_pdf=False), *synth.generate_receipts(per_type // 2, seed),
-                *synth.generate_tickets(per_type, seed)]
 
     def count(text: str) -> int:
         return len(vocab.encode(text))
 
     return [build_prompt(doc_types[e.doc_type], fit_to_budget(e.text.split("\f"), count, CALIBRATION["budget"]).text)
-            for e in examples if e.doc_type in doc_types]
+            for e in calibration_documents() if e.doc_type in doc_types]
+
+
+def draft_answers(model_dir: Path) -> dict[str, list[str]]:
+    """The model's complete answers to the calibration documents, by document type.
+
+    Its decoder drafts keys, runs of nulls and repeated phrasing from them
+    (:mod:`service.extract.drafting`). They are decoded with nothing to draft
+    from but the empty answer, so they depend on the model and these documents
+    alone, and so does every answer drafted from them.
+    """
+    from config.settings import get_settings
+    from service.extract.engine import Engine
+    from service.ingest import ingest_text
+
+    engine = Engine(model_dir, get_settings())
+    answers: dict[str, list[str]] = {}
+    for example in calibration_documents():
+        doc_type = engine.doc_types.get(example.doc_type)
+        if doc_type is None:
+            continue
+        answer = engine.extract(doc_type, ingest_text(example.text)).raw_json
+        try:
+            json.loads(answer)
+        except ValueError:  # cut at the token cap
+            continue
+        answers.setdefault(doc_type.name, []).append(answer)
+    return answers
 
 
 def calibration_digest(texts: list[str]) -> str:

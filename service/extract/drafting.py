@@ -12,9 +12,11 @@ are cheap guesses from text the output tends to repeat:
   starts where the last copied value was found. A draft stops at a line break
   or a column gap: a value rarely runs on across one, and the model's own
   closing quote comes free with the last verified row.
-* **earlier outputs of the type** (newest first), then **the empty answer**
-  (every key, every value null): the longest recent stretch of the output found
-  there, and what follows it, up to the next string value. This drafts keys,
+* **the model's answers to other documents of the type**, fixed when the
+  model is built (synthetic documents: ``training.export.draft_answers``),
+  then **the empty answer** (every key, every value null): the longest recent
+  stretch of the output found there, and what follows it, up to the next
+  string value. This drafts keys,
   punctuation and runs of absent fields, the labels an enum repeats, and,
   matched on the value's own text, phrasing a summary repeats.
 """
@@ -70,7 +72,7 @@ def _to_value_end(rest: bytes) -> bytes:
 
 
 class Drafter:
-    """Drafts for one decode: the document, and the outputs it may repeat (earlier answers, the empty answer)."""
+    """Drafts for one decode: the document, and the outputs it may repeat (answers to other documents, the empty answer)."""
 
     def __init__(self, source: bytes, answers: list[bytes]):
         self.source = source
@@ -103,7 +105,7 @@ class Drafter:
         answers stops where the next string value opens. The decoder takes
         the first the schema can spell: the longest stretch matched may
         belong to another key (``4.11","amount`` in ``"total":"4.11","amount_due"``
-        of an earlier answer, where a line item's ``"amount"`` is being written).
+        of another answer, where a line item's ``"amount"`` is being written).
         """
         quote = out_bytes.rfind(b'"')
         written = out_bytes[quote + 1 :] if quote >= 0 else b""
@@ -116,7 +118,7 @@ class Drafter:
             self.cursor = at + len(written)
             if draft := _to_value_end(self.source[self.cursor : self.cursor + DRAFT_BYTES]):
                 yield draft, True
-        # A value joined from several lines, or phrasing earlier answers
+        # A value joined from several lines, or phrasing other answers
         # repeat (a summary): matched on the value's own text.
         if len(written) >= LOOKUP_MIN_BYTES:
             for text, draft in islice(continuations(written, [self.source, *self.answers]), MAX_DRAFTS):

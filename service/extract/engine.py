@@ -129,6 +129,7 @@ class Engine:
                 top_level_fields=len(doc_type.fields),
                 copy_shapes=copy_shapes(doc_type),
                 skeleton=empty_answer(doc_type).encode("utf-8"),
+                answers=[a.encode("utf-8") for a in self.meta.get("draft_answers", {}).get(doc_type.name, [])],
                 prompt_head=self.vocab.encode(prompt_head(doc_type)),
             )
         return self._decoders[doc_type.name]
