@@ -73,6 +73,21 @@ def test_a_value_s_first_byte_drafts_from_where_a_printed_word_starts_with_it():
     assert first_draft(drafter, b'{"sku":"d', in_string=True) == (None, False)  # only ever inside "Widget"
 
 
+def test_a_word_of_a_value_that_is_no_copy_drafts_from_where_the_document_prints_it():
+    """A summary repeats the order number the message prints: its first digit drafts the rest."""
+    drafter = Drafter(b"Hi, I want to cancel purchase 113542617735902? Thanks", [])
+    assert first_draft(drafter, b'"summary":"Customer wants to cancel order 1', in_string=True) == (b"13542617735902? Thanks", True)
+    assert first_draft(drafter, b'"summary":"Customer wants to cancel order ', in_string=True) == (None, False)
+
+
+def test_a_field_whose_label_is_not_printed_is_drafted_null_whatever_the_answers_wrote():
+    """Every answer filled vendor_tax_id, but this document prints no tax-id label: its null comes first."""
+    answers = [b'{"vendor_name":"A","vendor_tax_id":"DE123456789","total":"1.00"}', b'{"vendor_name":null,"vendor_tax_id":null,"total":null}']
+    for written in (b'{"vendor_name":"Bolt","vendor_tax_id', b'{"vendor_name":"Bolt","vendor_tax_id"', b'{"vendor_name":"Bolt","vendor_tax_id":'):
+        assert first_draft(Drafter(b"", answers, unprinted=["vendor_tax_id"]), written, in_string=False)[0].endswith(b'null,"total":null}')
+        assert b"DE123456789" in first_draft(Drafter(b"", answers), written, in_string=False)[0]  # the answers' first: a value
+
+
 def test_continuation_takes_the_longest_tail_and_earlier_texts_first():
     texts = [b"xx total: 12 yy", b"the total: 99 zz"]
     assert next(continuations(b"grand total: ", texts)) == (0, b"12 yy")

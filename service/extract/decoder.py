@@ -170,7 +170,7 @@ def _masked_choice(row: np.ndarray, allowed: np.ndarray) -> tuple[int, float]:
 
 
 class Decoder:
-    def __init__(self, session: ModelSession, table: StateTable, speculate_tokens: int = 16, value_limit_bytes: int = 256, top_level_fields: int = 16, copy_shapes: dict[str, PrintedShape] | None = None, skeleton: bytes = b"", answers: list[bytes] = (), prompt_head: list[int] = (), prefill_chunk: int = PREFILL_CHUNK):
+    def __init__(self, session: ModelSession, table: StateTable, speculate_tokens: int = 16, value_limit_bytes: int = 256, top_level_fields: int = 16, copy_shapes: dict[str, PrintedShape] | None = None, cues: dict[str, re.Pattern] | None = None, skeleton: bytes = b"", answers: list[bytes] = (), prompt_head: list[int] = (), prefill_chunk: int = PREFILL_CHUNK):
         self.session = session
         self.table = table
         self.skeleton = skeleton  # the answer with every field empty: where nulls and keys are drafted from
@@ -180,6 +180,7 @@ class Decoder:
         # decoded before would make a document's answer depend on it too (README, Speed).
         self.answers = list(answers)
         self.copy_shapes = dict(copy_shapes or {})  # key → shape of the values held to the document's text
+        self.cues = dict(cues or {})  # key → what a document prints where it has the field
         self.speculate_tokens = speculate_tokens
         self.value_limit_bytes = value_limit_bytes
         self.closing_reserve = CLOSING_RESERVE_PER_FIELD * top_level_fields
@@ -219,24 +220,50 @@ class Decoder:
         """
         if self.speculate_tokens <= 0:
             return []
-        for draft, into_strings in drafter.drafts(bytes(out_bytes), in_string=self._in_string(state)):
-            if tokens := self._spell(draft, state, into_strings):
+        in_string = self._in_string(state)
+        for draft, into_strings in drafter.drafts(bytes(out_bytes), in_string=in_string):
+            tokens, after, whole = self._spell(draft, state, into_strings)
+            if in_string and whole and into_strings:  # a value drafted to its end (perhaps already there)
+                tokens += self._after_value(out_bytes + draft, after, drafter, self.speculate_tokens - len(tokens))
+            if tokens:
                 return tokens
         return []
+
+    def _after_value(self, out_bytes: bytes, state: int, drafter: Drafter, room: int) -> list[int]:
+        """What likely follows a value drafted to its end, verified with it so that the call that
+        closes one value also opens the next: the closing quote and the keys the schema forces
+        after it, spelled as jump-forward spells them (``","`` is one token), then the answers'
+        draft for the choice there (a value's opening quote, a null)."""
+        table, vocab = self.table, self.table.vocab
+        quote = vocab.ids_by_bytes.get(b'"')
+        after = table.next_state(state, quote) if quote is not None else None
+        if after is None:
+            return []
+        structure = b'"'
+        while (tok := table.forced(after)) is not None:
+            structure += vocab.token_bytes[tok] or b""
+            after = table.next_state(after, tok)
+        tokens, state, used = vocab.spell(structure, state, table.next_state, natural=False, max_tokens=room)
+        if used < len(structure) or len(tokens) >= room:
+            return tokens
+        choice = next(drafter.drafts(out_bytes + structure, in_string=False), (b"", False))[0]
+        return tokens + self._spell(choice, state, into_strings=False, limit=room - len(tokens))[0]
 
     def _in_string(self, state: int) -> bool:
         return len(self.table.allowed(state)) >= STRING_STATE_SIZE
 
-    def _spell(self, draft: bytes, state: int, into_strings: bool = True) -> list[int]:
-        """*draft* as the tokens decoding would take: forced tokens where the schema forces, else the tokenizer's spelling.
+    def _spell(self, draft: bytes, state: int, into_strings: bool = True, limit: int | None = None) -> tuple[list[int], int, bool]:
+        """*draft* as the tokens decoding would take: forced tokens where the schema forces, else the
+        tokenizer's spelling; with the state they lead to and whether they spell all of it.
 
         Without *into_strings* the tokens stop where a string value opens.
         """
         table, vocab = self.table, self.table.vocab
+        limit = self.speculate_tokens if limit is None else limit
         tokens: list[int] = []
         pos = 0
         was_in_string = self._in_string(state)
-        while pos < len(draft) and len(tokens) < self.speculate_tokens:
+        while pos < len(draft) and len(tokens) < limit:
             in_string = self._in_string(state)
             if in_string and not was_in_string and not into_strings:
                 break
@@ -253,7 +280,7 @@ class Decoder:
                 break
             tokens.append(tok)
             state, pos = after, pos + len(piece)
-        return tokens
+        return tokens, state, pos == len(draft)
 
     def decode(self, prompt_ids: list[int], max_new_tokens: int, source: bytes = b"", speculate: bool = True, jump_forward: bool = True) -> DecodeResult:
         table, session = self.table, self.session
@@ -271,7 +298,8 @@ class Decoder:
         calls = proposed = accepted = 0
         prefill_ms = 0.0
         copy = CopyConstraint(self.copy_shapes, source, table.vocab) if self.copy_shapes and source else None
-        drafter = Drafter(source, [*self.answers, self.skeleton])
+        text = source.decode("utf-8", errors="replace")
+        drafter = Drafter(source, [*self.answers, self.skeleton], [key for key, cue in self.cues.items() if not cue.search(text)])
 
         def run_model(ids: list[int], kv, keep: int = 1):
             nonlocal model_s, prefill_ms, calls

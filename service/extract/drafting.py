@@ -7,11 +7,15 @@ are cheap guesses from text the output tends to repeat:
 * **the document**, while a value is being copied: where what has been
   written of the value is printed, what follows it there, from the value's
   first byte on (that byte only where a printed word or number starts with
-  it: right about half the time, which saves a call a number). Values are read in
+  it: right about half the time, which saves a call a number); in a value that is
+  not a copy (a summary), the word being written, where the document prints it. Values are read in
   roughly the order the text prints them (line items above all), so the search
   starts where the last copied value was found. A draft stops at a line break
   or a column gap: a value rarely runs on across one, and the model's own
   closing quote comes free with the last verified row.
+* **the empty answer** first at the key of a field whose label the document
+  does not print (its ``x-docket-cues``: no e-mail address, no "Invoice no."):
+  such a field is usually null, whatever most answers wrote there.
 * **the model's answers to other documents of the type**, fixed when the
   model is built (synthetic documents: ``training.export.draft_answers``),
   then **the empty answer** (every key, every value null): the longest recent
@@ -23,6 +27,7 @@ are cheap guesses from text the output tends to repeat:
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -74,9 +79,11 @@ def _to_value_end(rest: bytes) -> bytes:
 class Drafter:
     """Drafts for one decode: the document, and the outputs it may repeat (answers to other documents, the empty answer)."""
 
-    def __init__(self, source: bytes, answers: list[bytes]):
+    def __init__(self, source: bytes, answers: list[bytes], unprinted: list[str] = ()):
         self.source = source
         self.answers = answers
+        # Keys whose label the document does not print (``x-docket-cues``): their null is drafted first.
+        self.unprinted = [json.dumps(key, ensure_ascii=False).encode("utf-8") for key in unprinted]
         self.cursor = 0  # just past the last value copied from the document
 
     def _printed_at(self, written: bytes) -> int:
@@ -95,6 +102,16 @@ class Drafter:
                 return at
         return -1
 
+    def _null_of_unprinted(self, out_bytes: bytes) -> bytes | None:
+        """At the key of a field whose label is not printed: its null, and what follows that null in the answers."""
+        for key in self.unprinted:
+            null = key + b":null"
+            for cut in range(len(key) - 1, len(key) + 2):  # the key up to its closing quote, with it, with the colon
+                if out_bytes.endswith(null[:cut]):
+                    _, after = next(continuations(null, self.answers), (0, b""))
+                    return null[cut:] + after
+        return None
+
     def drafts(self, out_bytes: bytes, in_string: bool) -> Iterator[tuple[bytes, bool]]:
         """Likely continuations of *out_bytes*, the likeliest first, each with whether it may
         run on into the next string value.
@@ -110,13 +127,21 @@ class Drafter:
         quote = out_bytes.rfind(b'"')
         written = out_bytes[quote + 1 :] if quote >= 0 else b""
         if not in_string:
+            if null := self._null_of_unprinted(out_bytes):
+                yield null, False
             for _, draft in islice(continuations(out_bytes[-LOOKUP_BYTES:], self.answers, by_vote=True), MAX_DRAFTS):
                 yield draft, False
             return
         at = self._printed_at(written)
         if at >= 0:
             self.cursor = at + len(written)
-            if draft := _to_value_end(self.source[self.cursor : self.cursor + DRAFT_BYTES]):
+            # Empty where the printed value ends here: the value's end is the draft.
+            yield _to_value_end(self.source[self.cursor : self.cursor + DRAFT_BYTES]), True
+        elif (word := written[written.rfind(b" ") + 1 :]) and word != written:
+            # A value that is not a copy (a summary, an address joined from lines) still
+            # copies its words and numbers: the one being written, where the document prints it.
+            at = self._printed_at(word)
+            if at >= 0 and (draft := _to_value_end(self.source[at + len(word) : at + len(word) + DRAFT_BYTES])):
                 yield draft, True
         # A value joined from several lines, or phrasing other answers
         # repeat (a summary): matched on the value's own text.

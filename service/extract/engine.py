@@ -128,6 +128,7 @@ class Engine:
                 speculate_tokens=self.settings.speculate_tokens,
                 top_level_fields=len(doc_type.fields),
                 copy_shapes=copy_shapes(doc_type),
+                cues={spec.name: spec.cue for spec in doc_type.fields if spec.cue},
                 skeleton=empty_answer(doc_type).encode("utf-8"),
                 answers=[a.encode("utf-8") for a in self.meta.get("draft_answers", {}).get(doc_type.name, [])],
                 prompt_head=self.vocab.encode(prompt_head(doc_type)),
