@@ -88,6 +88,13 @@ def test_a_field_whose_label_is_not_printed_is_drafted_null_whatever_the_answers
         assert b"DE123456789" in first_draft(Drafter(b"", answers), written, in_string=False)[0]  # the answers' first: a value
 
 
+def test_a_run_drafted_from_the_answers_says_null_for_a_field_whose_label_is_not_printed():
+    """The answers filled the e-mail after the name; the message prints no address, so the run drafts its null."""
+    answers = [b'{"customer_name":null,"customer_email":"a@b.de","order_id":null}', b'{"customer_name":null,"customer_email":null,"order_id":null}']
+    draft, _ = first_draft(Drafter(b"", answers, unprinted=["customer_email"]), b'{"customer_name', in_string=False)
+    assert draft == b'":null,"customer_email":null,"order_id":null}'
+
+
 def test_continuation_takes_the_longest_tail_and_earlier_texts_first():
     texts = [b"xx total: 12 yy", b"the total: 99 zz"]
     assert next(continuations(b"grand total: ", texts)) == (0, b"12 yy")

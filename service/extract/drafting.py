@@ -109,8 +109,17 @@ class Drafter:
             for cut in range(len(key) - 1, len(key) + 2):  # the key up to its closing quote, with it, with the colon
                 if out_bytes.endswith(null[:cut]):
                     _, after = next(continuations(null, self.answers), (0, b""))
-                    return null[cut:] + after
+                    return self._with_unprinted_null(null[cut:] + after)
         return None
+
+    def _with_unprinted_null(self, draft: bytes) -> bytes:
+        """*draft* up to the first field in it whose label is not printed, with that field's null from there on."""
+        values = [(at, key) for key in self.unprinted if (at := draft.find(key + b':"')) >= 0]
+        if not values:
+            return draft
+        at, key = min(values)
+        _, after = next(continuations(key + b":null", self.answers), (0, b""))
+        return draft[:at] + key + b":null" + after
 
     def drafts(self, out_bytes: bytes, in_string: bool) -> Iterator[tuple[bytes, bool]]:
         """Likely continuations of *out_bytes*, the likeliest first, each with whether it may
@@ -130,7 +139,7 @@ class Drafter:
             if null := self._null_of_unprinted(out_bytes):
                 yield null, False
             for _, draft in islice(continuations(out_bytes[-LOOKUP_BYTES:], self.answers, by_vote=True), MAX_DRAFTS):
-                yield draft, False
+                yield self._with_unprinted_null(draft), False
             return
         at = self._printed_at(written)
         if at >= 0:
