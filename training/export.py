@@ -83,10 +83,9 @@ def export_onnx(merged_dir: Path, out_dir: Path, quantize: bool = True, meta: di
         info.setdefault("graph", graph_recipe(graph))
         if quantize:  # the prompts' digest as built, which differs from the recipe's only after a warning
             info.setdefault("quantization", {**QUANTIZATION, "calibration": {**CALIBRATION, "prompts_sha256": calibrated_on}})
-        (final / META_FILE).write_text(json.dumps(info, indent=2, sort_keys=True))
-        if drafts:
+        if drafts:  # decoded before the metadata is written: raw answers need none of it
             info["draft_answers"] = draft_answers(final)
-            (final / META_FILE).write_text(json.dumps(info, indent=2, sort_keys=True))
+        (final / META_FILE).write_text(json.dumps(info, indent=2, sort_keys=True))
         if out_dir.exists():
             shutil.rmtree(out_dir)
         final.rename(out_dir)

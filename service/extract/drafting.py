@@ -102,14 +102,17 @@ class Drafter:
                 return at
         return -1
 
+    def _null_run(self, key: bytes) -> bytes:
+        """*key* with a null, and what follows that null in the answers."""
+        null = key + b":null"
+        return null + next(continuations(null, self.answers), (0, b""))[1]
+
     def _null_of_unprinted(self, out_bytes: bytes) -> bytes | None:
         """At the key of a field whose label is not printed: its null, and what follows that null in the answers."""
         for key in self.unprinted:
-            null = key + b":null"
             for cut in range(len(key) - 1, len(key) + 2):  # the key up to its closing quote, with it, with the colon
-                if out_bytes.endswith(null[:cut]):
-                    _, after = next(continuations(null, self.answers), (0, b""))
-                    return self._with_unprinted_null(null[cut:] + after)
+                if out_bytes.endswith((key + b":")[:cut]):
+                    return self._with_unprinted_null(self._null_run(key)[cut:])
         return None
 
     def _with_unprinted_null(self, draft: bytes) -> bytes:
@@ -118,8 +121,7 @@ class Drafter:
         if not values:
             return draft
         at, key = min(values)
-        _, after = next(continuations(key + b":null", self.answers), (0, b""))
-        return draft[:at] + key + b":null" + after
+        return draft[:at] + self._null_run(key)
 
     def drafts(self, out_bytes: bytes, in_string: bool) -> Iterator[tuple[bytes, bool]]:
         """Likely continuations of *out_bytes*, the likeliest first, each with whether it may
