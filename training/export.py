@@ -170,9 +170,11 @@ def draft_answers(model_dir: Path) -> dict[str, list[str]]:
     """The model's complete answers to the calibration documents, by document type.
 
     Its decoder drafts keys, runs of nulls and repeated phrasing from them
-    (:mod:`service.extract.drafting`). They are decoded with nothing to draft
-    from but the empty answer, so they depend on the model and these documents
-    alone, and so does every answer drafted from them.
+    (:mod:`service.extract.drafting`). They are decoded without drafts: a
+    draft changes a verifying pass's width and so the int8 rounding, and
+    answers decoded with the drafting code of the day came out otherwise
+    after a change to it, under the same model key. So they depend on the
+    model and these documents alone, and so does every answer drafted from them.
     """
     from config.settings import get_settings
     from service.extract.engine import Engine
@@ -184,7 +186,7 @@ def draft_answers(model_dir: Path) -> dict[str, list[str]]:
         doc_type = engine.doc_types.get(example.doc_type)
         if doc_type is None:
             continue
-        answer = engine.extract(doc_type, ingest_text(example.text)).raw_json
+        answer = engine.extract(doc_type, ingest_text(example.text), speculate=False).raw_json
         try:
             json.loads(answer)
         except ValueError:  # cut at the token cap

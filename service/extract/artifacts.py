@@ -46,7 +46,7 @@ BUILD_RECIPE = (
     f"accuracy level {QUANTIZATION['accuracy_level']}, for {' and '.join(QUANTIZATION['weight_only'])}; "
     f"the other MatMuls dynamic {QUANTIZATION['dynamic']} after smoothing with alpha "
     f"{QUANTIZATION['smoothing_alpha']} on synthetic calibration prompts (sha256 {CALIBRATION['prompts_sha256']}); "
-    "the model's answers to the calibration documents kept to draft from"
+    "the model's answers to the calibration documents, decoded without drafts, kept to draft from"
 )
 
 
