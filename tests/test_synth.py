@@ -149,6 +149,36 @@ def test_indian_invoices_bill_in_rupees_with_a_valid_gstin():
     assert ids and all(gstin.is_valid(i) for i in ids)
 
 
+def test_a_vendor_printed_only_at_the_foot_comes_after_everything_else(invoices):
+    """invoice2data's Netpresse prints its buyer on top and its own name only in the footer."""
+    footers = [ex for ex in invoices if ex.meta["family"] == "vendor_in_footer"]
+    assert footers
+    for ex in footers:
+        text, vendor = ex.text, ex.target["vendor_name"]
+        assert text.count(vendor) == 1 and text.index(vendor) > text.index(ex.target["total"])
+        if ex.target["buyer_name"]:
+            assert text.index(ex.target["buyer_name"]) < text.index(ex.target["total"])
+
+
+def test_invoice_number_labels_and_long_ids_of_the_wild():
+    """QualityHosting prints "Rechnungsnr.", Flipkart a marketplace id ("BLR_WFLD2015...")."""
+    many = list(generate_invoices(200, seed=11, keep_pdf=False))
+    assert any("Rechnungsnr." in ex.text for ex in many)
+    long_ids = [ex for ex in many if "_" in (ex.target["invoice_number"] or "")]
+    assert long_ids and all(len(ex.target["invoice_number"]) >= 20 and ex.target["invoice_number"] in ex.text for ex in long_ids)
+
+
+def test_a_refresh_weights_the_families_new_to_the_adapter():
+    from training.bootstrap import BootstrapConfig, _synthetic
+
+    cfg = BootstrapConfig(focus_families=("vendor_in_footer",), focus_invoices=2)
+    rows = _synthetic(cfg, 5, invoices=1, receipts=0, tickets=0)
+    focus = [r for r in rows if r["id"].startswith("inv-8-")]
+    assert len(rows) == 3 and len(focus) == 2
+    for r in focus:
+        assert r["text"].index(r["target"]["vendor_name"]) > r["text"].index(r["target"]["total"])
+
+
 def test_held_out_family_excluded_by_default():
     assert HELD_OUT_FAMILY in INVOICE_FAMILIES
     fams = {ex.meta["family"] for ex in generate_invoices(2 * len(INVOICE_FAMILIES), seed=1, keep_pdf=False)}

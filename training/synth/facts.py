@@ -116,6 +116,8 @@ def _invoice_number(rng: random.Random, year: int, credit: bool) -> str:
         f"INV-{year}-{n % 10000:04d}", f"{year}-{n % 10000:04d}", f"RE-{n}", f"F{year}/{n % 1000:04d}",
         f"FA-{n:06d}", f"{rng.randint(10000000, 99999999)}", f"{year}.{n % 10000}", f"{rng.choice('ABK')}{n:06d}",
         f"INV{n:05d}", f"{year % 100}{rng.randint(1, 12):02d}-{n % 1000:03d}",
+        # a marketplace's or billing system's long id: site code, year, sequence
+        f"{''.join(rng.choices('ABCDEFGHKLMNPRSTWXYZ', k=3))}_{''.join(rng.choices('ABCDEFGHKLMNPRSTWXYZ', k=4))}{year}{rng.randint(10**12, 10**13 - 1)}",
     ])
 
 

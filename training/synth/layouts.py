@@ -34,9 +34,9 @@ class Style:
     font: str = "helvetica"
     size: float = 9.5
     page: str = "A4"
-    header: str = "left"          # left | right | centred | banner | letter | split
+    header: str = "left"          # left | right | centred | banner | letter | split | footer (the vendor only at the foot)
     title_place: str = "right"    # right | left | centred | inline | none-top (title above table)
-    buyer: str = "left"           # left | right | none-label
+    buyer: str = "left"           # left | right | none-label (at the left, as in an envelope's window)
     meta: str = "kv_right"        # kv_right | kv_left | grid | inline | sidebar
     columns: str = "dqua"         # d=description q=qty u=unit a=amount p=pos s=sku v=vat h=hours
     table: str = "bordered"       # bordered | borderless | header_fill | rules | zebra | mono
@@ -234,6 +234,9 @@ def render(inv: Invoice, fam: Family, rng: random.Random) -> bytes:
         y = max(yb, y + 26) + 4
         cv.text(L, y, title + (f" {inv.number}" if inv.number and st.title_place == "inline" else ""), style="B", size=big, h=8)
         y += 11
+    elif st.header == "footer":  # the buyer's address on top, the vendor only in the page's footer
+        cv.text(L, y, title, style="B", size=big + 2, h=9)
+        y += 12
     elif st.header == "split":  # vendor and buyer side by side in boxes
         cv.text(L, y, title, style="B", size=big + 2, h=9)
         y += 12
@@ -251,7 +254,7 @@ def render(inv: Invoice, fam: Family, rng: random.Random) -> bytes:
 
     # buyer and meta -------------------------------------------------------------------------
     if st.header != "letter" and buyer_rows and st.meta != "sidebar":
-        bx = L if st.buyer == "left" else R - 80
+        bx = R - 80 if st.buyer == "right" else L
         if st.buyer != "none-label":
             cv.text(bx, y, bill_to, style="B", size=st.size - 1)
             y_b = cv.lines(bx, y + 5, buyer_rows)
@@ -466,6 +469,7 @@ FAMILIES: list[Family] = [
     Family("deposit_balance", replace(_S, header="right", title_place="left", meta="grid", table="rules", totals="boxed", bank="below"), Options(deposit=True)),
     Family("split_parties", replace(_S, header="split", meta="grid", table="header_fill", totals="right", bank="footer", vat_place="footer")),
     Family("freelancer_exempt", replace(_S, header="centred", title_place="none-top", meta="kv_right", buyer="left", columns="dqua", table="borderless", totals="right", bank="below", font="times", size=10.5), Options(no_tax=True, max_items=4, iban=0.95)),
+    Family("vendor_in_footer", replace(_S, header="footer", title_place="left", meta="kv_right", buyer="none-label", columns="dqua", table="rules", totals="right", bank="footer", vat_place="footer")),
     Family("sidebar_meta", replace(_S, header="left", title_place="right", meta="sidebar", table="rules", columns="dqa" if False else "dqua", totals="right", bank="sidebar", size=8.5)),
 ]
 
