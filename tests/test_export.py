@@ -10,7 +10,8 @@ import pytest
 from service.extract.artifacts import BUILD_RECIPE, CALIBRATION, QUANTIZATION
 from service.extract.session import ModelSession
 from service.extract.vocabulary import TokenVocabulary
-from training.export import META_FILE, calibration_digest, calibration_texts, export_onnx, lm_head
+from training.export import (META_FILE, calibration_digest, calibration_documents, calibration_texts, export_onnx,
+                              lm_head, write_calibration_documents)
 
 
 def test_int8_export_follows_the_recipe_and_keeps_the_fp32_answers(tiny_model_dir: Path, tiny_base_dir: Path,
@@ -45,6 +46,17 @@ def test_int8_export_follows_the_recipe_and_keeps_the_fp32_answers(tiny_model_di
     assert got.shape == ref[1:].shape
     assert np.mean(got.argmax(1) == ref[1:].argmax(1)) >= 0.9
     assert (out / "model.onnx").stat().st_size < (tiny_model_dir / "model.onnx").stat().st_size
+
+
+def test_the_calibration_documents_are_stored_apart_from_the_generator(tmp_path: Path):
+    """Generator work must not rebuild the served model: the documents are read from the repository,
+    and drawing a new set from the generator is a deliberate step that writes the same form."""
+    stored = calibration_documents()
+    assert {d.id.split("-")[0] for d in stored} == {"inv", "rcp", "tkt"}
+    assert {d.doc_type for d in stored} == {"invoice", "ticket"} and all(d.text.strip() for d in stored)
+    drawn = write_calibration_documents(tmp_path / "drawn.jsonl")
+    assert calibration_documents(tmp_path / "drawn.jsonl") == drawn
+    assert [d.id for d in drawn] == [d.id for d in stored]  # the same seed and counts as the stored set
 
 
 def test_the_calibration_prompts_are_the_ones_the_recipe_names(tiny_model_dir: Path, tiny_base_dir: Path,

@@ -44,6 +44,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from service.extract.artifacts import CALIBRATION, META_FILE, MODEL_FILE, QUANTIZATION
@@ -142,13 +143,36 @@ def onnx_save(model, path: Path) -> None:
     onnx.save(model, str(path), save_as_external_data=model.ByteSize() > 2**31 - 2**20)
 
 
-def calibration_documents() -> list:
-    """Synthetic invoices, receipts and tickets (never a document evaluated on); :data:`CALIBRATION` fixes seed and count."""
+# The calibration documents, stored: the served model's smoothing scales and
+# draft answers come from them, so they are kept apart from the generator,
+# whose every improvement would otherwise rebuild the default model and move
+# its near-ties. `python -m training.export --write-calibration-documents`
+# draws a new set (which changes the recipe's digest, and so the model).
+CALIBRATION_DOCUMENTS = Path(__file__).with_name("calibration_documents.jsonl")
+
+
+@dataclass(frozen=True)
+class CalibrationDocument:
+    id: str
+    doc_type: str
+    text: str
+
+
+def calibration_documents(path: Path = CALIBRATION_DOCUMENTS) -> list[CalibrationDocument]:
+    """Synthetic invoices, receipts and tickets (never a document evaluated on), as stored."""
+    return [CalibrationDocument(**json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def write_calibration_documents(path: Path = CALIBRATION_DOCUMENTS) -> list[CalibrationDocument]:
+    """Draw the calibration documents from the generator as it is now; :data:`CALIBRATION` fixes seed and count."""
     from training import synth
 
     per_type, seed = CALIBRATION["per_type"], CALIBRATION["seed"]
-    return [*synth.generate_invoices(per_type, seed, keep_pdf=False), *synth.generate_receipts(per_type // 2, seed),
-            *synth.generate_tickets(per_type, seed)]
+    drawn = [*synth.generate_invoices(per_type, seed, keep_pdf=False), *synth.generate_receipts(per_type // 2, seed),
+             *synth.generate_tickets(per_type, seed)]
+    documents = [CalibrationDocument(e.id, e.doc_type, e.text) for e in drawn]
+    path.write_text("".join(json.dumps(asdict(d), ensure_ascii=False) + "\n" for d in documents), encoding="utf-8")
+    return documents
 
 
 def calibration_texts(vocab: TokenVocabulary) -> list[str]:
@@ -321,9 +345,16 @@ def keep_last_logits(model_path: Path) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("merged_dir", type=Path)
-    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("merged_dir", type=Path, nargs="?")
+    parser.add_argument("out_dir", type=Path, nargs="?")
     parser.add_argument("--fp32", action="store_true", help="skip int8 quantization")
     parser.add_argument("--graph", choices=GRAPHS, default="gqa")
+    parser.add_argument("--write-calibration-documents", action="store_true",
+                        help=f"draw {CALIBRATION_DOCUMENTS.name} anew from the generator (changes the default model's key)")
     args = parser.parse_args()
-    print(export_onnx(args.merged_dir, args.out_dir, quantize=not args.fp32, graph=args.graph))
+    if args.write_calibration_documents:
+        print(f"{len(write_calibration_documents())} documents in {CALIBRATION_DOCUMENTS}")
+    elif args.merged_dir is None or args.out_dir is None:
+        parser.error("merged_dir and out_dir are required")
+    else:
+        print(export_onnx(args.merged_dir, args.out_dir, quantize=not args.fp32, graph=args.graph))

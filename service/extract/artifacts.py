@@ -26,12 +26,14 @@ META_FILE = "docket-model.json"
 # whose input has outlier tokens at 50 times the median, and the LM head stay
 # weight-only int8 in blocks, with activations quantized per block of each row.
 #
-# The smoothing scales come from prompts of synthetic documents
-# (``training.export.calibration_texts``): the prompts' digest is part of the
-# recipe, so a change to the generator, the compaction or the prompt cannot
-# build a different model under the same key unnoticed (``tests/test_export.py``
-# holds the recorded digest to the generator's; a build on other prompts warns
-# and records their digest in the model's metadata).
+# The smoothing scales come from prompts of synthetic documents, stored in
+# ``training/calibration_documents.jsonl`` (drawn from the generator with this
+# seed and count; ``training.export.calibration_texts``) so that work on the
+# generator does not rebuild the served model. The prompts' digest is part of
+# the recipe, so a change to those documents, the compaction or the prompt
+# cannot build a different model under the same key unnoticed
+# (``tests/test_export.py`` holds the recorded digest to the prompts'; a build
+# on other prompts warns and records their digest in the model's metadata).
 CALIBRATION = {"seed": 2024, "per_type": 4, "budget": 1536, "prompts_sha256": "9917a82f7c7f7fd1"}
 QUANTIZATION = {"method": "MatMulNBits weight-only", "bits": 8, "block_size": 64, "symmetric": True,
                 "accuracy_level": 4, "weight_only": ["down_proj", "lm_head"],
