@@ -140,8 +140,7 @@ def test_a_value_the_document_does_not_print_stays_out_of_the_loss(sqlite_settin
 
 def test_an_approved_value_the_decoder_could_not_write_stays_out_of_the_loss_not_the_document(sqlite_settings):
     doc_type = load_document_types(sqlite_settings.schema_dir)["invoice"]
-    ex = held_out_invoice(2)
-    assert ex.labels["iban"]
+    ex = next(ex for i in range(2, 12) if (ex := held_out_invoice(i)).labels["iban"])  # one that prints an IBAN
     values = {**ex.labels, "iban": ex.labels["iban"][:-2]}  # a reviewer's slip: two digits short for its country
     target, labelled = approved_target(doc_type, ex.text, values)
     assert "iban" not in labelled and target["iban"] is None
